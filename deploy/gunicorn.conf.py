@@ -1,0 +1,116 @@
+"""Production gunicorn settings for Groundwork, read from the environment.
+
+Used by the container's `web` role, the end-to-end nginx test and the benchmarks:
+`gunicorn --config deploy/gunicorn.conf.py wsgi:app`.
+
+| variable                 | default                 | meaning                                        |
+|--------------------------|-------------------------|------------------------------------------------|
+| GUNICORN_BIND            | `$HOST:$PORT`           | listen address(es), comma separated            |
+| HOST / PORT              | 127.0.0.1 / 8000        | used when GUNICORN_BIND is unset               |
+| WEB_CONCURRENCY          | 2 x usable cores + 1    | worker processes                               |
+| GUNICORN_MAX_WORKERS     | 12                      | cap on the computed default                    |
+| GUNICORN_THREADS         | 4                       | threads per worker (gthread)                   |
+| GUNICORN_TIMEOUT         | 30                      | seconds before a silent worker is killed       |
+| GUNICORN_GRACEFUL_TIMEOUT| 25                      | SIGTERM: seconds to finish in-flight requests  |
+| GUNICORN_KEEPALIVE       | 75                      | idle keep-alive seconds (> nginx's 60)         |
+| GUNICORN_MAX_REQUESTS    | 2000 (jitter 200)       | recycle a worker after this many requests      |
+| GUNICORN_ACCESS_LOG      | unset (off)             | `-` for stdout; the app already logs requests  |
+| GUNICORN_LOG_LEVEL       | info                    | gunicorn's own log level                       |
+| FORWARDED_ALLOW_IPS      | 127.0.0.1,::1           | proxies trusted for X-Forwarded-Proto          |
+| GUNICORN_CONTROL_SOCKET  | unset (disabled)        | path for `gunicornc`; off so instances on one  |
+|                          |                         | host do not fight over ~/.gunicorn/gunicorn.ctl|
+
+Client addresses (X-Forwarded-For) are resolved by the app's ProxyFix, not by gunicorn;
+`forwarded_allow_ips` only governs the scheme headers below.
+"""
+
+import math
+import os
+
+
+def _int_env(name: str, default: int) -> int:
+    """An integer setting from the environment, failing loudly on garbage."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"gunicorn.conf.py: {name}={raw!r} is not an integer") from None
+
+
+def usable_cores() -> int:
+    """Cores this process may use: CPU affinity, then a cgroup v2 quota if one is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as handle:
+            quota, period = handle.read().split()
+        if quota != "max":
+            # A container limited to 1.5 CPUs should not start 2*N+1 workers for the host's N.
+            cores = max(1, min(cores, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+_port = _int_env("PORT", 8000)
+bind = [
+    part.strip()
+    for part in os.environ.get(
+        "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{_port}"
+    ).split(",")
+    if part.strip()
+]
+
+# gthread: each worker serves several requests at once (I/O-bound: PostgreSQL, Redis)
+# and parks idle keep-alive connections from nginx without holding a thread.
+worker_class = "gthread"
+workers = _int_env(
+    "WEB_CONCURRENCY", min(2 * usable_cores() + 1, _int_env("GUNICORN_MAX_WORKERS", 12))
+)
+threads = _int_env("GUNICORN_THREADS", 4)
+
+# The database statement timeout is lower than this, so a slow query fails cleanly
+# with a 503 from the app before gunicorn would kill the worker.
+timeout = _int_env("GUNICORN_TIMEOUT", 30)
+# SIGTERM: stop accepting, finish in-flight requests for up to this long, then exit.
+# Kubernetes' terminationGracePeriodSeconds must exceed preStop sleep + this.
+graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 25)
+# Must outlast nginx's upstream `keepalive_timeout` (60s): if gunicorn closed an idle
+# connection first, nginx could send a request into the closing socket and answer 502.
+keepalive = _int_env("GUNICORN_KEEPALIVE", 75)
+
+# Recycling bounds slow leaks; the jitter keeps all workers from restarting together.
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", 200)
+
+# Each worker builds its own app after the fork, so no connection pool is shared
+# across processes.
+preload_app = False
+
+# Heartbeat files on tmpfs: a disk-backed /tmp can stall workers (gunicorn's FAQ).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# The app's JSON log line carries the request ID; keep gunicorn's format for the
+# optional access log close to it.
+access_log_format = (
+    '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s ua="%(a)s"'
+)
+
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# Only nginx's own header is honoured; it overwrites whatever the client sent.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+
+# gunicorn >= 25 opens a control socket at one fixed per-user path by default; several
+# instances on one host (tests, benchmarks, sidecars) would collide, so it is opt-in.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if _control_socket:
+    control_socket = _control_socket
+else:
+    control_socket_disable = True
+
+proc_name = "groundwork-web"
