@@ -3,22 +3,20 @@
 Used by the container's `web` role, the end-to-end nginx test and the benchmarks:
 `gunicorn --config deploy/gunicorn.conf.py wsgi:app`.
 
-| variable                 | default                 | meaning                                        |
-|--------------------------|-------------------------|------------------------------------------------|
-| GUNICORN_BIND            | `$HOST:$PORT`           | listen address(es), comma separated            |
-| HOST / PORT              | 127.0.0.1 / 8000        | used when GUNICORN_BIND is unset               |
-| WEB_CONCURRENCY          | 2 x usable cores + 1    | worker processes                               |
-| GUNICORN_MAX_WORKERS     | 12                      | cap on the computed default                    |
-| GUNICORN_THREADS         | 4                       | threads per worker (gthread)                   |
-| GUNICORN_TIMEOUT         | 30                      | seconds before a silent worker is killed       |
-| GUNICORN_GRACEFUL_TIMEOUT| 25                      | SIGTERM: seconds to finish in-flight requests  |
-| GUNICORN_KEEPALIVE       | 75                      | idle keep-alive seconds (> nginx's 60)         |
-| GUNICORN_MAX_REQUESTS    | 2000 (jitter 200)       | recycle a worker after this many requests      |
-| GUNICORN_ACCESS_LOG      | unset (off)             | `-` for stdout; the app already logs requests  |
-| GUNICORN_LOG_LEVEL       | info                    | gunicorn's own log level                       |
-| FORWARDED_ALLOW_IPS      | 127.0.0.1,::1           | proxies trusted for X-Forwarded-Proto          |
-| GUNICORN_CONTROL_SOCKET  | unset (disabled)        | path for `gunicornc`; off so instances on one  |
-|                          |                         | host do not fight over ~/.gunicorn/gunicorn.ctl|
+variable                   default              meaning
+GUNICORN_BIND              $HOST:$PORT          listen address(es), comma separated
+HOST / PORT                127.0.0.1 / 8000     used when GUNICORN_BIND is unset
+WEB_CONCURRENCY            2 x cores + 1        worker processes
+GUNICORN_MAX_WORKERS       12                   cap on the computed default
+GUNICORN_THREADS           4                    threads per worker (gthread)
+GUNICORN_TIMEOUT           30                   seconds before a silent worker is killed
+GUNICORN_GRACEFUL_TIMEOUT  25                   SIGTERM: time to finish in-flight requests
+GUNICORN_KEEPALIVE         75                   idle keep-alive seconds (> nginx's 60)
+GUNICORN_MAX_REQUESTS      2000 (jitter 200)    recycle a worker after this many requests
+GUNICORN_ACCESS_LOG        unset (off)          `-` for stdout; the app logs requests
+GUNICORN_LOG_LEVEL         info                 gunicorn's own log level
+FORWARDED_ALLOW_IPS        127.0.0.1,::1        proxies trusted for X-Forwarded-Proto
+GUNICORN_CONTROL_SOCKET    unset (disabled)     socket for `gunicornc` (see below)
 
 Client addresses (X-Forwarded-For) are resolved by the app's ProxyFix, not by gunicorn;
 `forwarded_allow_ips` only governs the scheme headers below.
@@ -97,9 +95,7 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # The app's JSON log line carries the request ID; keep gunicorn's format for the
 # optional access log close to it.
-access_log_format = (
-    '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s ua="%(a)s"'
-)
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}i)s ua="%(a)s"'
 
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Only nginx's own header is honoured; it overwrites whatever the client sent.
