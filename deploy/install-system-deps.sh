@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the system programs Groundwork's tests and benchmarks drive for real:
+# nginx (end-to-end test), ffmpeg (video jobs; ffprobe comes with it) and wrk (B1 load
+# generator). Only what is missing, only with apt-get, only as root; anywhere else it
+# says what is missing and exits 0, and the tests that need a program fail by name.
+set -eu
+
+missing=""
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
+command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
+command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-system-deps: missing:$missing (no apt-get here; install them yourself)" >&2
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-system-deps: missing:$missing (run as root to install with apt-get)" >&2
+    exit 0
+fi
+
+echo "install-system-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+# An update first: a fresh machine's package lists may be empty or stale.
+apt-get update -qq
+# shellcheck disable=SC2086  # word splitting of the package list is intended
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,263 @@
+"""The real nginx binary with the loopback variant of the production config, in front of
+a real gunicorn (production config) serving ``wsgi:app`` on the test database and Redis.
+
+nginx missing is a failure, never a skip: ``deploy/install-system-deps.sh`` installs it.
+"""
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from backend.config import SETTINGS
+from tests.e2e.processes import (
+    INSTALL_HINT,
+    Server,
+    free_port,
+    nginx_binary,
+    start_gunicorn,
+    start_nginx,
+)
+
+pytestmark = pytest.mark.e2e
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+FORGED_ADDRESS = "203.0.113.66"  # TEST-NET-3: never a real client here
+
+
+class Answer:
+    """One HTTP response read in full, with headers kept as a list (duplicates visible)."""
+
+    def __init__(self, response: http.client.HTTPResponse):
+        self.status = response.status
+        self.header_list = response.getheaders()
+        self.body = response.read()
+
+    def header(self, name: str) -> str | None:
+        values = self.headers_named(name)
+        return values[0] if values else None
+
+    def headers_named(self, name: str) -> list[str]:
+        return [value for key, value in self.header_list if key.lower() == name.lower()]
+
+    def json(self) -> Any:
+        body = self.body
+        if self.header("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return json.loads(body)
+
+
+def call(port: int, method: str, path: str, headers: dict[str, str] | None = None,
+         body: bytes | None = None, source: str = "127.0.0.1") -> Answer:
+    """One request on a fresh connection; no automatic decompression or redirects."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                            source_address=(source, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        return Answer(connection.getresponse())
+    finally:
+        connection.close()
+
+
+def access_log_entries(nginx: Server) -> list[dict[str, Any]]:
+    """nginx's JSON access log lines so far."""
+    path = Path(nginx.log_path).parent / "access.log"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def environment_of(app: Flask, **overrides: str) -> dict[str, str]:
+    """The test app's settings as the environment variables a separate process reads."""
+    env: dict[str, str] = {}
+    for setting in SETTINGS:
+        value = app.config.get(setting.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            env[setting.name] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            env[setting.name] = ",".join(map(str, value))
+        else:
+            env[setting.name] = str(value)
+    return {**env, **overrides}
+
+
+@pytest.fixture(scope="module")
+def stack(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """gunicorn (production config, one trusted proxy) behind nginx (test config)."""
+    if nginx_binary() is None:
+        pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
+    run_dir = tmp_path_factory.mktemp("nginx-e2e")
+    env = environment_of(app, PROXY_FIX_X_FOR="1", LOG_LEVEL="INFO", LOG_JSON="true")
+    gunicorn = start_gunicorn("wsgi:app", run_dir, env=env, workers=2)
+    try:
+        nginx = start_nginx(run_dir, upstream_port=gunicorn.port)
+    except Exception:
+        gunicorn.stop()
+        raise
+    yield {"gunicorn": gunicorn, "nginx": nginx}
+    nginx.stop()
+    assert gunicorn.stop() == 0, f"gunicorn did not stop cleanly:\n{gunicorn.log_tail()}"
+
+
+def test_nginx_healthz_passes_through_to_gunicorn(stack: dict[str, Server]) -> None:
+    answer = call(stack["nginx"].port, "GET", "/healthz")
+
+    assert answer.status == 200
+    assert answer.json() == {"status": "ok"}
+    assert answer.header("Server") == "nginx"  # no version, no gunicorn banner
+
+
+def test_nginx_client_address_seen_by_app_is_the_peer_not_a_forged_header(
+    stack: dict[str, Server], redis_conn: redis.Redis,
+) -> None:
+    """The rate-limit key is the address the app sees (after ProxyFix)."""
+    nginx, gunicorn = stack["nginx"], stack["gunicorn"]
+
+    through_nginx = call(nginx.port, "GET", "/healthz", {"X-Forwarded-For": FORGED_ADDRESS})
+    # Control: gunicorn itself trusts exactly one X-Forwarded-For hop (that is why it must
+    # only be reachable through nginx), so the key really reflects the address it resolved.
+    direct = call(gunicorn.port, "GET", "/healthz", {"X-Forwarded-For": "198.51.100.23"})
+
+    assert through_nginx.status == direct.status == 200
+    keys = [key.decode() for key in redis_conn.keys("*groundwork:rl*")]
+    assert any("/198.51.100.23/" in key for key in keys), keys
+    assert any("/127.0.0.1/" in key for key in keys), keys
+    assert not any(FORGED_ADDRESS in key for key in keys), keys
+
+
+def test_nginx_oversized_body_gets_413_in_the_error_shape_before_gunicorn(
+    stack: dict[str, Server],
+) -> None:
+    nginx = stack["nginx"]
+    declared = 11 * 1024 * 1024  # over client_max_body_size 10m
+    with socket.create_connection(("127.0.0.1", nginx.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/anything HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nX-Request-ID: too-big-1\r\n"
+            + f"Content-Length: {declared}\r\nConnection: close\r\n\r\n".encode()
+            + b"[" * 65536
+        )
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+
+    assert head.startswith(b"HTTP/1.1 413"), head
+    error = json.loads(body)["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["request_id"] == "too-big-1"
+    entry = [e for e in access_log_entries(nginx) if e["request_id"] == "too-big-1"]
+    assert entry and entry[-1]["upstream_status"] == "", "the body must not reach gunicorn"
+
+
+def test_nginx_gzips_json_only_when_the_client_accepts_it(stack: dict[str, Server]) -> None:
+    port = stack["nginx"].port
+
+    zipped = call(port, "GET", "/openapi.json", {"Accept-Encoding": "gzip"})
+    plain = call(port, "GET", "/openapi.json")
+
+    assert zipped.status == plain.status == 200
+    assert zipped.header("Content-Encoding") == "gzip"
+    assert "Accept-Encoding" in (zipped.header("Vary") or "")
+    assert len(zipped.body) < len(plain.body)
+    assert plain.header("Content-Encoding") is None
+    assert zipped.json() == json.loads(plain.body)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/no-such-page", "/openapi.json"])
+def test_nginx_security_headers_present_once(stack: dict[str, Server], path: str) -> None:
+    answer = call(stack["nginx"].port, "GET", path)
+
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers_named(name) == [value], (path, name, answer.header_list)
+
+
+def test_nginx_passes_a_client_request_id_through_to_the_app(stack: dict[str, Server]) -> None:
+    nginx = stack["nginx"]
+
+    answer = call(nginx.port, "GET", "/no-such-page", {"X-Request-ID": "mobile-abc.123"})
+
+    assert answer.status == 404
+    assert answer.headers_named("X-Request-ID") == ["mobile-abc.123"]
+    assert answer.json()["error"]["request_id"] == "mobile-abc.123"
+    assert any(e["request_id"] == "mobile-abc.123" and e["status"] == 404
+               for e in access_log_entries(nginx))
+
+
+@pytest.mark.parametrize("sent", [None, "bad id with spaces", "x" * 200])
+def test_nginx_generates_a_request_id_the_app_and_its_log_share(
+    stack: dict[str, Server], sent: str | None,
+) -> None:
+    nginx = stack["nginx"]
+    headers = {"X-Request-ID": sent} if sent is not None else {}
+
+    answer = call(nginx.port, "GET", "/no-such-page", headers)
+
+    request_id = answer.header("X-Request-ID")
+    assert request_id and re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
+    assert answer.json()["error"]["request_id"] == request_id
+    assert any(e["request_id"] == request_id for e in access_log_entries(nginx))
+
+
+def test_nginx_caches_swagger_assets(stack: dict[str, Server]) -> None:
+    port = stack["nginx"].port
+    path = "/docs/assets/swagger-ui.css"
+
+    first = call(port, "GET", path)
+    second = call(port, "GET", path)
+
+    assert first.status == second.status == 200
+    assert second.header("X-Cache-Status") == "HIT"
+    assert second.body == first.body
+    assert second.header("Cache-Control") == "max-age=3600"
+    assert second.headers_named("X-Content-Type-Options") == ["nosniff"]
+
+
+def test_nginx_metrics_allowed_by_peer_address_not_by_forwarded_header(
+    stack: dict[str, Server],
+) -> None:
+    """127.0.0.2 is loopback but not on the allow list: it stands in for a public peer."""
+    port = stack["nginx"].port
+
+    outsider = call(port, "GET", "/metrics", {"X-Forwarded-For": "127.0.0.1"},
+                    source="127.0.0.2")
+    insider = call(port, "GET", "/metrics")
+
+    assert outsider.status == 403
+    assert outsider.json()["error"]["code"] == "forbidden"
+    assert insider.status == 200
+
+
+def test_nginx_answers_503_in_the_error_shape_when_gunicorn_is_down(
+    tmp_path: Path,
+) -> None:
+    if nginx_binary() is None:
+        pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
+    nginx = start_nginx(tmp_path, upstream_port=free_port(), ready_path=None)
+    try:
+        answer = call(nginx.port, "GET", "/v1/anything", {"X-Request-ID": "down-1"})
+    finally:
+        nginx.stop()
+
+    assert answer.status == 503
+    assert answer.header("Retry-After") == "5"
+    assert answer.json()["error"] == {
+        "code": "service_unavailable",
+        "message": "The service is restarting or overloaded; retry shortly.",
+        "details": {},
+        "request_id": "down-1",
+    }
+    assert answer.headers_named("X-Content-Type-Options") == ["nosniff"]
