@@ -1,0 +1,40 @@
+# Groundwork: `make run` serves everything, `make test` tests everything.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test test-all lint system-deps bench install clean-instance
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve API, /docs and /admin with a worker and the scheduler (embedded services when needed).
+run: install
+	$(BIN)/python -m backend.devstack
+
+## Lint, then the whole suite against real PostgreSQL, Redis, nginx, ffmpeg.
+test: install system-deps lint
+	$(BIN)/python -m pytest
+
+## Everything including the slowest chaos/load tests.
+test-all: install system-deps lint
+	GROUNDWORK_TEST_ALL=1 $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+## nginx and ffmpeg from Debian packages when missing (tests drive the real binaries).
+system-deps:
+	@if [ -x deploy/install-system-deps.sh ]; then deploy/install-system-deps.sh; fi
+
+bench: install system-deps
+	$(BIN)/python -m bench
+
+clean-instance:
+	rm -rf instance

@@ -1,0 +1,1 @@
+"""Groundwork: a self-hosted backend for mobile apps."""

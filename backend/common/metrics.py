@@ -1,0 +1,92 @@
+"""Prometheus metrics: request count and latency per endpoint, queue depths, job outcomes.
+
+Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` (deploy/gunicorn.conf.py does) so
+every worker process's samples are aggregated at scrape time.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import redis
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+
+from backend.common.jobs import QUEUES, get_queue, redis_client
+
+REQUESTS = Counter(
+    "groundwork_http_requests_total", "HTTP requests by endpoint, method and status",
+    ["endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "groundwork_http_request_duration_seconds", "HTTP request latency by endpoint",
+    ["endpoint", "method"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+bp = Blueprint("metrics", __name__)
+
+
+class QueueCollector(Collector):
+    """Reads queue depths and job registries from Redis at scrape time (any process)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily("groundwork_queue_depth", "Jobs waiting per queue", labels=["queue"])
+        jobs = GaugeMetricFamily("groundwork_jobs", "Jobs per queue and state", labels=["queue", "state"])
+        connection = redis_client(self.app)
+        try:
+            for name in QUEUES:
+                queue = get_queue(name, connection)
+                depth.add_metric([name], queue.count)
+                for state, registry in (("started", StartedJobRegistry), ("finished", FinishedJobRegistry),
+                                        ("failed", FailedJobRegistry)):
+                    jobs.add_metric([name, state], registry(queue=queue).count)
+        except redis.RedisError:
+            return
+        yield depth
+        yield jobs
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    if started is None:
+        return response
+    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
+    REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus exposition of this process (or all gunicorn workers) plus queues."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY as registry_default
+
+        registry = registry_default
+    data = generate_latest(registry) + generate_latest(current_app.extensions["groundwork.queue_metrics"])
+    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def register_metrics(app: Flask) -> None:
+    """Time every request and expose /metrics."""
+    queue_registry = CollectorRegistry()
+    queue_registry.register(QueueCollector(app))
+    app.extensions["groundwork.queue_metrics"] = queue_registry
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    app.register_blueprint(bp)

@@ -1,0 +1,83 @@
+"""Per-request plumbing: request IDs, body guards (type, depth), conditional GETs."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def accepts_any_body(view: F) -> F:
+    """Mark a view that takes a non-JSON body (e.g. raw file bytes)."""
+    view.accepts_any_body = True  # type: ignore[attr-defined]
+    return view
+
+
+def json_depth(value: Any) -> int:
+    """Depth of nested containers in a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+
+
+def _guard_json_body() -> None:
+    """Reject bodies the API cannot read before any view or schema sees them."""
+    if request.method not in _BODY_METHODS or not request.path.startswith("/v1/"):
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(getattr(view, "view_class", view), "accepts_any_body", False):
+        return
+    if not request.content_length and not request.headers.get("Transfer-Encoding"):
+        return
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the body as application/json.")
+    try:
+        payload = request.get_json()
+    except RecursionError as exc:
+        raise BadRequest("The JSON body is nested too deeply.") from exc
+    if json_depth(payload) > current_app.config["MAX_JSON_DEPTH"]:
+        raise BadRequest("The JSON body is nested too deeply.")
+
+
+def _finish_response(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    if (
+        request.method in {"GET", "HEAD"}
+        and response.status_code == 200
+        and not response.is_streamed
+        and response.mimetype == "application/json"
+    ):
+        # A weak validator over the exact body: clients and proxies revalidate cheaply.
+        response.add_etag(weak=True)
+        response.make_conditional(request)
+        response.headers.setdefault("Cache-Control", "private, no-cache")
+    return response
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Install request-ID, body-guard and conditional-response hooks."""
+    app.before_request(_assign_request_id)
+    app.before_request(_guard_json_body)
+    app.after_request(_finish_response)

@@ -1,0 +1,142 @@
+"""Configuration: read once from the environment, typed and validated.
+
+Every variable the application reads is declared in ``SETTINGS`` below; the README's
+configuration table is generated from the same list (``flask config-table``).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration is missing a required value or holds a bad one."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def _csv(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration variable: its name, parser, default and meaning."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", str, "development", "development, test or production; production refuses unsafe defaults"),
+    Setting("SECRET_KEY", str, None, "signs console sessions, CSRF tokens and cursors; required in production", secret=True),
+    Setting("DATABASE_URL", str, None, "PostgreSQL URL; unset under `make run` starts an embedded server in instance/"),
+    Setting("DB_POOL_SIZE", int, "10", "SQLAlchemy connection pool size per process"),
+    Setting("DB_STATEMENT_TIMEOUT_MS", int, "15000", "PostgreSQL statement_timeout for web requests (below gunicorn's timeout)"),
+    Setting("DB_CONNECT_TIMEOUT_S", int, "3", "seconds to wait for a PostgreSQL connection"),
+    Setting("REDIS_URL", str, None, "Redis URL for queues, cache and rate limits; unset under `make run` starts an embedded one"),
+    Setting("REDIS_SOCKET_TIMEOUT_S", float, "0.5", "socket timeout for Redis calls so a hung Redis cannot stall requests"),
+    Setting("PUBLIC_BASE_URL", str, "http://127.0.0.1:8000", "external base URL used to build links in emails and signed URLs"),
+    Setting("CORS_ORIGINS", _csv, "", "comma-separated origins allowed by CORS (empty: CORS off)"),
+    Setting("PROXY_FIX_X_FOR", int, "0", "number of trusted proxies setting X-Forwarded-For (1 behind nginx)"),
+    Setting("MAX_CONTENT_LENGTH", int, "1048576", "largest request body the API accepts, in bytes"),
+    Setting("MAX_JSON_DEPTH", int, "32", "deepest JSON nesting accepted in a request body"),
+    Setting("RATELIMIT_DEFAULT", str, "600 per minute", "default rate limit per client address for API routes"),
+    Setting("RATELIMIT_ENABLED", _bool, "true", "turn rate limiting off (only for benchmarks)"),
+    Setting("JWT_PRIVATE_KEYS", str, None, "PEM Ed25519/RSA private keys for access tokens, newest first, separated by blank lines; required in production", secret=True),
+    Setting("JWT_ISSUER", str, "groundwork", "`iss` claim of issued tokens"),
+    Setting("JWT_AUDIENCE", str, "groundwork-api", "`aud` claim of issued tokens"),
+    Setting("ACCESS_TOKEN_TTL_S", int, "900", "access token lifetime in seconds"),
+    Setting("REFRESH_TOKEN_TTL_S", int, "2592000", "refresh token lifetime in seconds (idle)"),
+    Setting("REFRESH_GRACE_S", int, "30", "window in which a repeated refresh gets the same new pair"),
+    Setting("CACHE_DEFAULT_TIMEOUT_S", int, "60", "default Flask-Caching timeout"),
+    Setting("QUEUE_DEPTH_READY_MAX", int, "10000", "queue depth above which /readyz reports not ready"),
+    Setting("JOB_TIMEOUT_S", int, "600", "default RQ job timeout"),
+    Setting("STORAGE_BACKEND", str, "local", "`local` (folder + signed URLs served by the app) or `s3`"),
+    Setting("STORAGE_LOCAL_PATH", str, "instance/storage", "folder of the local storage backend"),
+    Setting("S3_BUCKET", str, "", "bucket for the s3 backend"),
+    Setting("S3_ENDPOINT_URL", str, "", "S3-compatible endpoint (empty: AWS)"),
+    Setting("S3_REGION", str, "us-east-1", "S3 region"),
+    Setting("MAIL_BACKEND", str, "outbox", "`smtp` or `outbox` (stores mails in the database for the console)"),
+    Setting("SMTP_HOST", str, "localhost", "SMTP server host"),
+    Setting("SMTP_PORT", int, "25", "SMTP server port"),
+    Setting("SMTP_USERNAME", str, "", "SMTP user (empty: no auth)"),
+    Setting("SMTP_PASSWORD", str, "", "SMTP password", secret=True),
+    Setting("SMTP_STARTTLS", _bool, "false", "use STARTTLS"),
+    Setting("MAIL_FROM", str, "Groundwork <no-reply@localhost>", "From: header of outgoing mail"),
+    Setting("PUSH_BACKEND", str, "outbox", "`fcm` or `outbox` (records what would be sent)"),
+    Setting("FCM_CREDENTIALS_FILE", str, "", "path of the FCM service-account JSON"),
+    Setting("FCM_PROJECT_ID", str, "", "Firebase project ID (default: from the credentials file)"),
+    Setting("FCM_ENDPOINT", str, "", "override of FCM's base URL (tests, local fake)"),
+    Setting("GOOGLE_CLIENT_IDS", _csv, "", "accepted `aud` values of Google ID tokens"),
+    Setting("APPLE_CLIENT_IDS", _csv, "", "accepted `aud` values of Apple ID tokens"),
+    Setting("GOOGLE_JWKS_URL", str, "https://www.googleapis.com/oauth2/v3/certs", "Google's signing keys"),
+    Setting("APPLE_JWKS_URL", str, "https://appleid.apple.com/auth/keys", "Apple's signing keys"),
+    Setting("SERVER_API_KEYS", _csv, "", "API keys for server-to-server calls (transactional sends), comma-separated", secret=True),
+    Setting("SENTRY_DSN", str, "", "send errors to Sentry when set"),
+    Setting("LOG_LEVEL", str, "INFO", "root log level"),
+    Setting("LOG_JSON", _bool, "true", "JSON log lines (false: plain text for local reading)"),
+)
+
+_PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "JWT_PRIVATE_KEYS")
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Build the typed config from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    errors: list[str] = []
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, setting.default)
+        if setting.name in overrides:
+            config[setting.name] = overrides.pop(setting.name)
+            continue
+        if raw is None:
+            config[setting.name] = None
+            continue
+        try:
+            config[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            errors.append(f"{setting.name}: {exc}")
+    config.update(overrides)
+    if config["ENV"] not in {"development", "test", "production"}:
+        errors.append(f"ENV: must be development, test or production, not {config['ENV']!r}")
+    if config["ENV"] == "production":
+        errors.extend(
+            f"{name}: required in production" for name in _PRODUCTION_REQUIRED if not config.get(name)
+        )
+        if config["SECRET_KEY"] and len(config["SECRET_KEY"]) < 32:
+            errors.append("SECRET_KEY: must be at least 32 characters in production")
+    if config["STORAGE_BACKEND"] not in {"local", "s3"}:
+        errors.append("STORAGE_BACKEND: must be local or s3")
+    if config["STORAGE_BACKEND"] == "s3" and not config["S3_BUCKET"]:
+        errors.append("S3_BUCKET: required when STORAGE_BACKEND=s3")
+    if config["PUSH_BACKEND"] == "fcm" and not config["FCM_CREDENTIALS_FILE"]:
+        errors.append("FCM_CREDENTIALS_FILE: required when PUSH_BACKEND=fcm")
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not config.get(name):
+            errors.append(f"{name}: not set (run through `make run`, which starts embedded services)")
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+    return config
+
+
+def config_table() -> str:
+    """Return the Markdown table of every setting, for the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "—" if s.default is None else (f"`{s.default}`" if s.default else "empty")
+        rows.append(f"| `{s.name}` | {default} | {s.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""RQ job functions (IDs in, idempotent) and the worker and scheduler entry points."""

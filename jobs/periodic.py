@@ -1,0 +1,18 @@
+"""The table of periodic jobs: one scheduler enqueues each once per interval."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    func: str
+    every: timedelta
+    queue: str = "periodic"
+
+
+PERIODIC: tuple[Periodic, ...] = (
+    Periodic("purge-idempotency-keys", "jobs.maintenance.purge_idempotency_keys", timedelta(hours=1)),
+)

@@ -1,0 +1,126 @@
+"""Shared fixtures: one migrated database per session, each test rolled back.
+
+Isolation follows PITFALLS.md: each test runs on one connection inside an outer
+transaction; the app's engine is that connection for the test, and sessions join it
+with ``create_savepoint``, so a service's own commit stays inside and the outer
+rollback removes everything.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from backend.app import create_app
+from backend.common.jobs import QUEUES
+from backend.extensions import db
+from tests.services import Services, discover
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    found = discover()
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(services: Services) -> str:
+    """A fresh database for this session, built by running the migrations."""
+    url = services.create_database()
+    app = create_app(app_settings(url, services.redis_url))
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade(directory="migrations")
+        db.engine.dispose()
+    return url
+
+
+def app_settings(database_url: str, redis_url: str, **extra: Any) -> dict[str, Any]:
+    """Settings of an app under test (tests pass overrides on top)."""
+    return {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-1234567890",
+        "LOG_JSON": False,
+        "LOG_LEVEL": "WARNING",
+        "STORAGE_LOCAL_PATH": os.path.join("instance", "test-storage"),
+        "DB_POOL_SIZE": 5,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, services: Services) -> Flask:
+    return create_app(app_settings(database_url, services.redis_url))
+
+
+@pytest.fixture
+def redis_conn(app: Flask) -> Iterator[redis.Redis]:
+    """The test session's Redis DB, emptied before each test."""
+    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+    claim = connection.get("groundwork:test-session-claim")
+    connection.flushdb()
+    if claim:
+        connection.set("groundwork:test-session-claim", claim, ex=3600)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def db_session(app: Flask, redis_conn: redis.Redis) -> Iterator[Any]:
+    """Run the test inside one outer transaction that is rolled back afterwards."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection  # sessions bind to the test's connection
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            outer.rollback()
+            connection.close()
+            engines[None] = engine
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Any) -> FlaskClient:
+    """HTTP client through the whole app, inside the test's transaction."""
+    return app.test_client()
+
+
+@pytest.fixture
+def committed_app(app: Flask, redis_conn: redis.Redis) -> Iterator[Flask]:
+    """The app on its real engine (data really commits, other processes see it).
+
+    Every table is emptied afterwards, so later tests start clean.
+    """
+    yield app
+    with app.app_context():
+        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        if names:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        db.session.remove()
+
+
+@pytest.fixture
+def run_jobs(app: Flask, db_session: Any):
+    """Run every queued job now, in this process, inside the test's transaction."""
+    from jobs.worker import build_worker
+
+    def run(queues: tuple[str, ...] = QUEUES) -> int:
+        worker = build_worker(app, list(queues), in_process=True)
+        worker.work(burst=True, with_scheduler=False)
+        return worker.successful_job_count if hasattr(worker, "successful_job_count") else 0
+
+    return run

