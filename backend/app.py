@@ -1,6 +1,7 @@
 """The application factory: the one place where Groundwork is composed."""
 from __future__ import annotations
 
+import importlib
 import secrets
 from typing import Any
 
@@ -87,7 +88,7 @@ def sqlalchemy_url(url: str) -> str:
 
 def register_extensions(app: Flask) -> None:
     """Bind the unbound extension objects to this app."""
-    from backend.common import models as _common_models  # noqa: F401 - tables into metadata
+    from backend import models as _all_models  # noqa: F401 - every table into the metadata
 
     db.init_app(app)
     install_session_hooks(db.session.session_factory.class_)
@@ -104,18 +105,22 @@ def register_extensions(app: Flask) -> None:
                              "RateLimit-Remaining", "RateLimit-Reset"])
 
 
+# Domain packages: each has routes.py exposing ``blueprints``, and may define
+# ``init_app(app)`` in its __init__ for hooks (loaders, CLI commands, admin views).
+DOMAINS = ("backend.auth", "backend.notifications")
+
+
 def register_blueprints(app: Flask) -> None:
-    """Operations endpoints, Swagger UI assets, and one API blueprint per domain."""
+    """Operations endpoints, Swagger UI assets, and the API blueprints of each domain."""
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
     api = app.extensions["groundwork.api"]
-    for blueprint in domain_blueprints():
-        api.register_blueprint(blueprint)
-
-
-def domain_blueprints() -> list:
-    """The /v1 blueprints of every domain that has routes."""
-    return []
+    for name in DOMAINS:
+        package = importlib.import_module(name)
+        if hasattr(package, "init_app"):
+            package.init_app(app)
+        for blueprint in importlib.import_module(f"{name}.routes").blueprints:
+            api.register_blueprint(blueprint)
 
 
 def register_admin(app: Flask) -> None:

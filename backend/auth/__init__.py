@@ -1,0 +1,1 @@
+"""Accounts: sign-up to deletion, tokens, sessions, roles."""

@@ -1,0 +1,3 @@
+"""Imports every model module so the metadata (and Alembic) sees every table."""
+from backend.auth import models as auth_models  # noqa: F401
+from backend.common import models as common_models  # noqa: F401

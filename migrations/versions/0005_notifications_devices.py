@@ -1,0 +1,23 @@
+"""notifications: devices, preferences, topics, inbox
+
+Placeholder in the agreed chain 0001 → 0002 → 0003 → 0004 → 0005 → 0006, so that
+domains built in parallel keep one linear history. Filled by the notifications work.
+
+Revision ID: 0005
+Revises: 0004
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

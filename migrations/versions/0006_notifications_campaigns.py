@@ -1,0 +1,23 @@
+"""notifications: campaigns, send ledger, stats
+
+Placeholder in the agreed chain 0001 → 0002 → 0003 → 0004 → 0005 → 0006, so that
+domains built in parallel keep one linear history. Filled by the campaigns work.
+
+Revision ID: 0006
+Revises: 0005
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
