@@ -3,6 +3,7 @@
 gunicorn always runs with the production config (``deploy/gunicorn.conf.py``) and nginx
 with ``nginx/test.conf.template``, which includes the same shared files production does.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,9 +71,7 @@ def wait_until_serving(server: Server, path: str = "/healthz", timeout: float = 
     last_error = ""
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(
-                f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(server.url + path, timeout=2) as response:
                 if response.status == 200:
@@ -82,8 +81,7 @@ def wait_until_serving(server: Server, path: str = "/healthz", timeout: float = 
             last_error = str(exc)
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"{server.name} not serving {path} after {timeout}s ({last_error}):\n"
-                       f"{server.log_tail()}")
+    raise RuntimeError(f"{server.name} not serving {path} after {timeout}s ({last_error}):\n{server.log_tail()}")
 
 
 def start_gunicorn(
@@ -105,7 +103,10 @@ def start_gunicorn(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), app_spec],
-            cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: a stuck stop kills only what we started
         )
     server = Server("gunicorn", process, port, log_path)
@@ -148,29 +149,29 @@ def nginx_command(conf: Path, *extra: str) -> list[str]:
     if binary is None:
         raise RuntimeError(f"nginx is not installed: {INSTALL_HINT}")
     run_dir = conf.parent
-    return [binary, "-p", str(run_dir), "-e", str(run_dir / "error.log"), "-c", str(conf),
-            *extra]
+    return [binary, "-p", str(run_dir), "-e", str(run_dir / "error.log"), "-c", str(conf), *extra]
 
 
 def check_nginx_config(conf: Path) -> str:
     """``nginx -t`` on a rendered config; returns its output, raises when it fails."""
-    result = subprocess.run(nginx_command(conf, "-t"), capture_output=True, text=True,
-                            timeout=30, check=False)
+    result = subprocess.run(nginx_command(conf, "-t"), capture_output=True, text=True, timeout=30, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{result.stderr}")
     return result.stderr
 
 
-def start_nginx(run_dir: Path, *, upstream_port: int, listen_port: int | None = None,
-                ready_path: str | None = "/healthz") -> Server:
+def start_nginx(
+    run_dir: Path, *, upstream_port: int, listen_port: int | None = None, ready_path: str | None = "/healthz"
+) -> Server:
     """nginx in the foreground with the loopback config in front of ``upstream_port``."""
     listen_port = listen_port or free_port()
     conf = render_nginx_config(run_dir, listen_port=listen_port, upstream_port=upstream_port)
     check_nginx_config(conf)
     log_path = run_dir / "nginx-stderr.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(nginx_command(conf), cwd=run_dir, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            nginx_command(conf), cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = Server("nginx", process, listen_port, run_dir / "error.log")
     if ready_path is not None:
         wait_until_serving(server, ready_path)

@@ -3,6 +3,7 @@ a real gunicorn (production config) serving ``wsgi:app`` on the test database an
 
 nginx missing is a failure, never a skip: ``deploy/install-system-deps.sh`` installs it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -60,11 +61,16 @@ class Answer:
         return json.loads(body)
 
 
-def call(port: int, method: str, path: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None, source: str = "127.0.0.1") -> Answer:
+def call(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    source: str = "127.0.0.1",
+) -> Answer:
     """One request on a fresh connection; no automatic decompression or redirects."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
-                                            source_address=(source, 0))
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
     try:
         connection.request(method, path, body=body, headers=headers or {})
         return Answer(connection.getresponse())
@@ -121,7 +127,8 @@ def test_nginx_healthz_passes_through_to_gunicorn(stack: dict[str, Server]) -> N
 
 
 def test_nginx_client_address_seen_by_app_is_the_peer_not_a_forged_header(
-    stack: dict[str, Server], redis_conn: redis.Redis,
+    stack: dict[str, Server],
+    redis_conn: redis.Redis,
 ) -> None:
     """The rate-limit key is the address the app sees (after ProxyFix)."""
     nginx, gunicorn = stack["nginx"], stack["gunicorn"]
@@ -193,13 +200,13 @@ def test_nginx_passes_a_client_request_id_through_to_the_app(stack: dict[str, Se
     assert answer.status == 404
     assert answer.headers_named("X-Request-ID") == ["mobile-abc.123"]
     assert answer.json()["error"]["request_id"] == "mobile-abc.123"
-    assert any(e["request_id"] == "mobile-abc.123" and e["status"] == 404
-               for e in access_log_entries(nginx))
+    assert any(e["request_id"] == "mobile-abc.123" and e["status"] == 404 for e in access_log_entries(nginx))
 
 
 @pytest.mark.parametrize("sent", [None, "bad id with spaces", "x" * 200])
 def test_nginx_generates_a_request_id_the_app_and_its_log_share(
-    stack: dict[str, Server], sent: str | None,
+    stack: dict[str, Server],
+    sent: str | None,
 ) -> None:
     nginx = stack["nginx"]
     headers = {"X-Request-ID": sent} if sent is not None else {}
@@ -232,8 +239,7 @@ def test_nginx_metrics_allowed_by_peer_address_not_by_forwarded_header(
     """127.0.0.2 is loopback but not on the allow list: it stands in for a public peer."""
     port = stack["nginx"].port
 
-    outsider = call(port, "GET", "/metrics", {"X-Forwarded-For": "127.0.0.1"},
-                    source="127.0.0.2")
+    outsider = call(port, "GET", "/metrics", {"X-Forwarded-For": "127.0.0.1"}, source="127.0.0.2")
     insider = call(port, "GET", "/metrics")
 
     assert outsider.status == 403
