@@ -1,0 +1,1 @@
+"""Push notifications: devices, preferences, inbox, transactional sends, campaigns."""
