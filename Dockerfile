@@ -66,9 +66,9 @@ EXPOSE 8000
 # For `web`: /healthz (no database). Worker and scheduler report healthy while PID 1
 # lives; their heartbeat is in Redis. Compose and Kubernetes set their own probes.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["deploy/entrypoint.sh", "healthcheck"]
+    CMD ["/app/deploy/entrypoint.sh", "healthcheck"]
 
 # SIGTERM reaches gunicorn / rq directly (exec in the entrypoint): graceful drain.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["deploy/entrypoint.sh"]
+ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 CMD ["web"]
