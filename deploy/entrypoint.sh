@@ -10,6 +10,9 @@
 # drains in-flight requests and RQ finishes the current job (warm shutdown).
 set -eu
 
+# The repository root (/app in the image): wsgi.py, migrations/ and deploy/ live here.
+cd "$(dirname "$0")/.."
+
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 
