@@ -9,16 +9,24 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 
 def start_postgres(data_dir: Path, *, stop_on_exit: bool = True) -> str:
-    """Start (or reuse) PostgreSQL in ``data_dir``; returns a psycopg2 URL for it."""
+    """Start (or reuse) PostgreSQL in ``data_dir``; returns a psycopg2 URL for it.
+
+    The socket may live outside ``data_dir`` when that path is too long for a Unix
+    socket, so the URL comes from pgserver rather than being built here.
+    """
+    server = postgres_server(data_dir, stop_on_exit=stop_on_exit)
+    return server.get_uri()
+
+
+def postgres_server(data_dir: Path, *, stop_on_exit: bool = True):  # noqa: ANN201 - pgserver's type
+    """The pgserver handle for ``data_dir`` (started if it is not running)."""
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    pgserver.get_server(str(data_dir), cleanup_mode="stop" if stop_on_exit else None)
-    return f"postgresql://postgres@/postgres?host={quote(str(data_dir))}"
+    return pgserver.get_server(str(data_dir), cleanup_mode="stop" if stop_on_exit else None)
 
 
 def redis_server_binary() -> str:
