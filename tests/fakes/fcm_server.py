@@ -164,9 +164,7 @@ def rpc_error(http: int, status: str, message: str, details: list[dict[str, Any]
 def fcm_error(code: str, state: FakeFcmState, message: str | None = None) -> web.Response:
     """FCM's answer for one FcmError code, with Retry-After on 429."""
     http, status, default_message = FCM_ERRORS[code]
-    response = rpc_error(
-        http, status, message or default_message, [{"@type": FCM_ERROR_TYPE, "errorCode": code}]
-    )
+    response = rpc_error(http, status, message or default_message, [{"@type": FCM_ERROR_TYPE, "errorCode": code}])
     if http == 429:
         response.headers["Retry-After"] = str(state.config.retry_after_s)
     return response
@@ -209,9 +207,7 @@ def validate_message(body: Any) -> web.Response | None:
         return bad_request("", "Invalid JSON payload received. Expected an object.")
     for name in body:
         if name not in ("message", "validate_only"):
-            return bad_request(
-                name, f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'
-            )
+            return bad_request(name, f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
     message = body.get("message")
     if not isinstance(message, dict):
         return bad_request("message", "Request contains an invalid argument: message is required.")
@@ -219,8 +215,7 @@ def validate_message(body: Any) -> web.Response | None:
         if name not in MESSAGE_FIELDS:
             return bad_request(
                 f"message.{name}",
-                f"Invalid JSON payload received. Unknown name \"{name}\" at 'message': "
-                "Cannot find field.",
+                f"Invalid JSON payload received. Unknown name \"{name}\" at 'message': Cannot find field.",
             )
     targets = [t for t in ("token", "topic", "condition") if message.get(t)]
     if len(targets) != 1:
@@ -232,21 +227,15 @@ def validate_message(body: Any) -> web.Response | None:
         )
     for target in targets:
         if not isinstance(message[target], str):
-            return bad_request(
-                f"message.{target}", f"Invalid value at 'message.{target}' (TYPE_STRING)"
-            )
+            return bad_request(f"message.{target}", f"Invalid value at 'message.{target}' (TYPE_STRING)")
     data = message.get("data")
     if data is not None:
         if not isinstance(data, dict):
-            return bad_request(
-                "message.data", "Invalid value at 'message.data' (Map), expected an object"
-            )
+            return bad_request("message.data", "Invalid value at 'message.data' (Map), expected an object")
         for index, (key, value) in enumerate(data.items()):
             if not isinstance(value, str):
                 where = f"message.data[{index}].value"
-                return bad_request(
-                    where, f"Invalid value at '{where}' (TYPE_STRING), {json.dumps(value)}"
-                )
+                return bad_request(where, f"Invalid value at '{where}' (TYPE_STRING), {json.dumps(value)}")
             if key.startswith(("google", "gcm")) or key in ("from", "message_type"):
                 return bad_request(f"message.data[{index}].key", f"Invalid data key: {key}")
         if len(json.dumps(data).encode()) > MAX_DATA_BYTES:
@@ -259,8 +248,7 @@ def validate_message(body: Any) -> web.Response | None:
             if name not in NOTIFICATION_FIELDS:
                 return bad_request(
                     f"message.notification.{name}",
-                    f'Invalid JSON payload received. Unknown name "{name}" '
-                    "at 'message.notification'",
+                    f"Invalid JSON payload received. Unknown name \"{name}\" at 'message.notification'",
                 )
             if not isinstance(value, str):
                 return bad_request(
@@ -284,9 +272,7 @@ async def handle_token(request: web.Request) -> web.Response:
             status=400,
         )
     if state.config.auth_broken:
-        return web.json_response(
-            {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, status=400
-        )
+        return web.json_response({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, status=400)
     try:
         claims = jwt.decode(
             str(form.get("assertion", "")),
@@ -298,9 +284,7 @@ async def handle_token(request: web.Request) -> web.Response:
             options={"require": ["exp", "iat", "iss", "aud"]},
         )
     except jwt.PyJWTError as exc:
-        return web.json_response(
-            {"error": "invalid_grant", "error_description": f"Invalid JWT: {exc}"}, status=400
-        )
+        return web.json_response({"error": "invalid_grant", "error_description": f"Invalid JWT: {exc}"}, status=400)
     if FCM_SCOPE not in str(claims.get("scope", "")).split():
         return web.json_response(
             {"error": "invalid_scope", "error_description": "Missing firebase.messaging scope"},
@@ -309,9 +293,7 @@ async def handle_token(request: web.Request) -> web.Response:
     token = "ya29.fake-" + secrets.token_urlsafe(24)
     state.tokens[token] = time.time() + state.config.token_ttl_s
     state.count("tokens_issued")
-    return web.json_response(
-        {"access_token": token, "expires_in": state.config.token_ttl_s, "token_type": "Bearer"}
-    )
+    return web.json_response({"access_token": token, "expires_in": state.config.token_ttl_s, "token_type": "Bearer"})
 
 
 def scripted_error(state: FakeFcmState, token: str) -> str | None:
@@ -334,6 +316,7 @@ async def handle_send(request: web.Request) -> web.Response:
     state.count("send_requests")
     arrived = time.time()
     config = state.config
+    raw = await request.read()
     if config.latency_ms > 0:
         await asyncio.sleep(config.latency_ms / 1000)
     header = request.headers.get("Authorization", "")
@@ -352,7 +335,7 @@ async def handle_send(request: web.Request) -> web.Response:
         )
         return rpc_error(403, "PERMISSION_DENIED", message, [])
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except ValueError:
         return bad_request("", "Invalid JSON payload received.")
     invalid = validate_message(body)
@@ -446,9 +429,7 @@ def write_credentials(state: FakeFcmState, path: str | Path) -> Path:
 class FakeFcmControl:
     """Client of the control API, usable from any process."""
 
-    def __init__(
-        self, base_url: str, credentials_path: str | Path | None = None, project_id: str = ""
-    ) -> None:
+    def __init__(self, base_url: str, credentials_path: str | Path | None = None, project_id: str = "") -> None:
         self.base_url = base_url
         self.credentials_path = str(credentials_path) if credentials_path else ""
         self.project_id = project_id
@@ -493,9 +474,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _serve(
-    state: FakeFcmState, host: str, port: int, ready: threading.Event | None, stop: asyncio.Event
-) -> None:
+async def _serve(state: FakeFcmState, host: str, port: int, ready: threading.Event | None, stop: asyncio.Event) -> None:
     runner = web.AppRunner(build_app(state), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=4096).start()
@@ -508,9 +487,7 @@ async def _serve(
 
 
 @contextlib.contextmanager
-def running_fake_fcm(
-    project_id: str = "groundwork-fake", **config: Any
-) -> Iterator[FakeFcmControl]:
+def running_fake_fcm(project_id: str = "groundwork-fake", **config: Any) -> Iterator[FakeFcmControl]:
     """Run the fake on a free loopback port in a background thread with its own event loop."""
     state = new_state(project_id)
     port = free_port()

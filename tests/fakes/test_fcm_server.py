@@ -56,9 +56,7 @@ def raw_send(client: FCMNotification, **params: object) -> requests.Response:
     retries; ``send_request`` sleeps again on top. Neither belongs in these checks.
     """
     headers = dict(client.requests_session.headers)
-    return requests.post(
-        client.fcm_end_point, data=client.parse_payload(**params), headers=headers, timeout=5
-    )
+    return requests.post(client.fcm_end_point, data=client.parse_payload(**params), headers=headers, timeout=5)
 
 
 def test_pyfcm_notify_is_accepted_and_recorded(fake: FakeFcmControl) -> None:
@@ -146,9 +144,7 @@ def test_non_string_data_value_is_invalid_argument_with_bad_request(fake: FakeFc
 def test_malformed_bodies_are_rejected(fake: FakeFcmControl, body: dict) -> None:
     client = pyfcm_client(fake)
     headers = dict(client.requests_session.headers)
-    response = requests.post(
-        client.fcm_end_point, data=json.dumps(body), headers=headers, timeout=5
-    )
+    response = requests.post(client.fcm_end_point, data=json.dumps(body), headers=headers, timeout=5)
     assert response.status_code == 400
     assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
 
@@ -199,9 +195,7 @@ def test_assertion_signed_by_another_key_is_refused(fake: FakeFcmControl, tmp_pa
 def test_fail_next_then_recovers(fake: FakeFcmControl) -> None:
     fake.configure(fail_next=2, fail_next_code="INTERNAL")
     client = pyfcm_client(fake)
-    codes = [
-        raw_send(client, fcm_token=f"t{i}", notification_title="x").status_code for i in range(3)
-    ]
+    codes = [raw_send(client, fcm_token=f"t{i}", notification_title="x").status_code for i in range(3)]
     assert codes == [500, 500, 200]
 
 
@@ -211,10 +205,7 @@ def test_random_errors_are_seeded_and_latency_applies(fake: FakeFcmControl) -> N
     def run() -> list[int]:
         fake.reset()
         fake.configure(error_rate=0.3, seed=42, latency_ms=20)
-        return [
-            raw_send(client, fcm_token=f"t{i}", notification_title="x").status_code
-            for i in range(30)
-        ]
+        return [raw_send(client, fcm_token=f"t{i}", notification_title="x").status_code for i in range(30)]
 
     started = time.perf_counter()
     first = run()
