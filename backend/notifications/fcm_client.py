@@ -1,0 +1,211 @@
+"""Pooled FCM HTTP v1 sender for campaign fan-out.
+
+pyfcm's async path opens one connection per message and its sync path sleeps through
+Retry-After; neither suits a worker sending thousands of messages. This sender keeps one
+aiohttp session (a bounded connection pool), caches the OAuth token from the service
+account file, builds bodies with pyfcm's ``parse_payload`` and *reports* Retry-After
+instead of sleeping, so the caller can reschedule the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import random
+import time
+from collections.abc import Sequence
+
+import aiohttp
+import google.auth.exceptions
+import google.auth.transport.requests
+from google.oauth2 import service_account
+from pyfcm import FCMNotification
+from pyfcm.errors import FCMError
+
+from backend.notifications.fcm_payload import (
+    TRANSIENT,
+    FcmFailure,
+    Outcome,
+    OutgoingMessage,
+    SendResult,
+    build_body,
+    classify_failure,
+)
+
+__all__ = ["FcmSender", "OutgoingMessage", "Outcome", "SendResult"]
+
+FCM_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+
+
+class AccessTokenError(Exception):
+    """The service account could not obtain an OAuth access token."""
+
+
+class FcmSender:
+    """Send batches of messages through FCM HTTP v1 over one pooled session."""
+
+    def __init__(
+        self,
+        credentials_path: str,
+        project_id: str,
+        *,
+        endpoint_base: str | None = None,
+        max_in_flight: int = 500,
+        timeout: float = 10.0,
+        max_transient_retries: int = 2,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 0.5,
+        default_retry_after: float = 60.0,
+        token_refresh_margin: float = 300.0,
+    ) -> None:
+        self.project_id = project_id
+        self.url = f"{endpoint_base or FCM_ENDPOINT_BASE}/{project_id}/messages:send"
+        self.max_in_flight = max_in_flight
+        self.timeout = timeout
+        self.max_transient_retries = max_transient_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.default_retry_after = default_retry_after
+        self.token_refresh_margin = token_refresh_margin
+        self._credentials_path = credentials_path
+        self._credentials: service_account.Credentials | None = None
+        # pyfcm builds the JSON; its constructor reads nothing until it is asked to send.
+        self._builder = FCMNotification(service_account_file=credentials_path, project_id=project_id)
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._refresh_lock: asyncio.Lock | None = None
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send every message and return one result per message, in order (own event loop)."""
+        return asyncio.run(self.send_batch_async(messages))
+
+    async def send_batch_async(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Async variant of ``send_batch`` for callers that already run an event loop."""
+        if not messages:
+            return []
+        self._refresh_lock = asyncio.Lock()
+        try:
+            await self._access_token()
+        except AccessTokenError as exc:
+            return [SendResult(m.key, Outcome.AUTH_ERROR, detail=str(exc), attempts=0) for m in messages]
+        results: list[SendResult | None] = [None] * len(messages)
+        queue = iter(enumerate(messages))
+        connector = aiohttp.TCPConnector(limit=self.max_in_flight, ttl_dns_cache=300)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+            async def worker() -> None:
+                # Workers share one iterator: at most max_in_flight requests, no task per message.
+                for index, message in queue:
+                    results[index] = await self._send_one(session, message)
+
+            await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(messages)))))
+        if any(result is None for result in results):
+            raise RuntimeError("a message got no result")  # a bug here, never a lost message
+        return results  # type: ignore[return-value]
+
+    async def _send_one(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
+        """Send one message with bounded fast retries for transient failures."""
+        try:
+            body = build_body(self._builder, message)
+        except (FCMError, TypeError, ValueError) as exc:
+            return SendResult(message.key, Outcome.INVALID_ARGUMENT, detail=str(exc), attempts=0)
+        attempt = 0
+        token_refreshed = False
+        while True:
+            attempt += 1
+            result, failure = await self._post(session, message.key, body, attempt)
+            if failure is None:
+                return result
+            if failure.token_expired and not token_refreshed:
+                token_refreshed = True
+                try:
+                    await self._access_token(force=True)
+                except AccessTokenError as exc:
+                    return SendResult(message.key, Outcome.AUTH_ERROR, detail=str(exc), attempts=attempt)
+                continue
+            waits_long = failure.retry_after is not None and failure.retry_after > self.backoff_cap
+            if failure.outcome in TRANSIENT and attempt <= self.max_transient_retries and not waits_long:
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            return result
+
+    async def _post(
+        self, session: aiohttp.ClientSession, key: str, body: bytes, attempt: int
+    ) -> tuple[SendResult, FcmFailure | None]:
+        """One HTTP attempt; returns the result and, when it failed, the classified failure."""
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
+        try:
+            async with session.post(self.url, data=body, headers=headers) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after_header = response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            # Nothing reached FCM, so another attempt cannot double-send.
+            failure = FcmFailure(Outcome.UNAVAILABLE, None, f"connect: {exc}", None)
+            return SendResult(key, failure.outcome, detail=failure.detail, attempts=attempt), failure
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The request may have been delivered: report it, never resend blindly here.
+            detail = f"no answer ({type(exc).__name__}: {exc}); delivery unknown"
+            return SendResult(key, Outcome.UNAVAILABLE, detail=detail, attempts=attempt), None
+        if status == 200:
+            name = _message_name(raw)
+            return SendResult(key, Outcome.SENT, name=name, status=200, attempts=attempt), None
+        failure = classify_failure(status, raw, retry_after_header)
+        retry_after = failure.retry_after
+        if failure.outcome is Outcome.QUOTA_EXCEEDED and retry_after is None:
+            retry_after = self.default_retry_after
+        result = SendResult(
+            key,
+            failure.outcome,
+            error_code=failure.error_code,
+            retry_after=retry_after,
+            detail=failure.detail,
+            status=status,
+            attempts=attempt,
+        )
+        return result, failure
+
+    def _backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff, capped (seconds)."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+    async def _access_token(self, *, force: bool = False) -> str:
+        """The cached OAuth token, refreshed (once, for all workers) when it nears expiry."""
+        assert self._refresh_lock is not None
+        seen = self._token
+        async with self._refresh_lock:
+            fresh = self._token is not None and time.time() < self._refresh_at
+            if fresh and not (force and self._token == seen):
+                return self._token  # type: ignore[return-value]
+            await asyncio.to_thread(self._refresh_token)
+            return self._token  # type: ignore[return-value]
+
+    def _refresh_token(self) -> None:
+        """Obtain a token with google-auth's service-account flow, as pyfcm does."""
+        try:
+            if self._credentials is None:
+                self._credentials = service_account.Credentials.from_service_account_file(
+                    self._credentials_path, scopes=[FCM_SCOPE]
+                )
+            self._credentials.refresh(google.auth.transport.requests.Request())
+        except (google.auth.exceptions.GoogleAuthError, OSError, ValueError) as exc:
+            raise AccessTokenError(f"OAuth token request failed: {exc}") from exc
+        now = time.time()
+        expiry = self._credentials.expiry
+        # google-auth keeps expiry as a naive UTC datetime.
+        expires_at = expiry.replace(tzinfo=datetime.UTC).timestamp() if expiry else now + 3600
+        lifetime = max(expires_at - now, 1.0)
+        # Refresh `margin` before expiry, but never more often than every half lifetime.
+        self._refresh_at = now + max(lifetime - self.token_refresh_margin, lifetime / 2)
+        self._token = self._credentials.token
+
+
+def _message_name(raw: bytes) -> str | None:
+    """The ``name`` FCM gives an accepted message."""
+    try:
+        return json.loads(raw).get("name")
+    except (ValueError, AttributeError):
+        return None
