@@ -1,0 +1,119 @@
+"""Campaign tables: the campaign, its A/B variants, and the send ledger (one row per device)."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.common.db import Base, TimestampMixin, new_uuid
+
+CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
+CATEGORIES = ("transactional", "social", "promotional", "re_engagement")
+DELIVERY_STATUSES = (
+    "pending", "sending", "sent", "failed", "deferred", "capped", "expired",
+    "held_out", "suppressed", "cancelled", "unknown",
+)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Campaign(TimestampMixin, Base):
+    """A push campaign built by marketers: audience, message, variants, schedule and limits."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status_known"),
+        CheckConstraint(_in("category", CATEGORIES), name="category_known"),
+        CheckConstraint("holdout_percent BETWEEN 0 AND 50", name="holdout_range"),
+        CheckConstraint("throttle_per_minute IS NULL OR throttle_per_minute >= 1", name="throttle_positive"),
+        # The campaign list pages newest first.
+        Index("ix_campaigns_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft", index=True)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(20), default="promotional", server_default="promotional")
+    audience: Mapped[dict] = mapped_column(JSONB)
+    message: Mapped[dict] = mapped_column(JSONB)
+    holdout_percent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    schedule: Mapped[dict] = mapped_column(JSONB)
+    throttle_per_minute: Mapped[int | None] = mapped_column(Integer)
+    frequency_cap: Mapped[dict | None] = mapped_column(JSONB)
+    respect_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stats_cache: Mapped[dict | None] = mapped_column(JSONB)
+    created_by: Mapped[uuid.UUID | None] = mapped_column()
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignVariant(Base):
+    """One A/B arm of a campaign: a weight and a partial override of the message."""
+
+    __tablename__ = "campaign_variants"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "key"),
+        CheckConstraint("weight > 0", name="weight_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(16))
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    message_override: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+
+
+class CampaignDelivery(Base):
+    """The send ledger: one row per (campaign, device), written before any provider call."""
+
+    __tablename__ = "campaign_deliveries"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "device_id"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
+        Index("ix_campaign_deliveries_campaign_id_status", "campaign_id", "status"),
+        # Due work is found by time alone (dispatcher and reconciler).
+        Index(
+            "ix_campaign_deliveries_due", "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'deferred')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    variant: Mapped[str] = mapped_column(String(16))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(35))
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claim_token: Mapped[uuid.UUID | None] = mapped_column()
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fcm_message_id: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+
+
+__all__ = ["Campaign", "CampaignDelivery", "CampaignVariant"]
