@@ -4,8 +4,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,3 +42,17 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+class EmailAddress(TypeDecorator):
+    """An email address stored lower-cased, so lookups are case-insensitive.
+
+    Plain VARCHAR rather than PostgreSQL's citext: the embedded server (pgserver)
+    ships without contrib extensions, and `make run` must work on it.
+    """
+
+    impl = String(320)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        return value.strip().lower() if isinstance(value, str) else value

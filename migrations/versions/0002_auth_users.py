@@ -17,10 +17,9 @@ depends_on = None
 
 
 def upgrade():
-    op.execute("CREATE EXTENSION IF NOT EXISTS citext")
     op.create_table('users',
     sa.Column('id', sa.Uuid(), nullable=False),
-    sa.Column('email', postgresql.CITEXT(), nullable=True),
+    sa.Column('email', sa.String(length=320), nullable=True),
     sa.Column('email_verified_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True),
