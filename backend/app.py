@@ -14,6 +14,7 @@ from backend.common import docs, health
 from backend.common.errors import register_error_handlers
 from backend.common.jobs import install_session_hooks, make_redis
 from backend.common.logs import configure_logging
+from backend.common.metrics import bp as metrics_bp
 from backend.common.metrics import register_metrics
 from backend.common.ratelimit import register_rate_limit_headers
 from backend.common.requests import register_request_hooks
@@ -114,6 +115,9 @@ def register_blueprints(app: Flask) -> None:
     """Operations endpoints, Swagger UI assets, and the API blueprints of each domain."""
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
+    # Probes, scrapes and static docs are not API traffic: no Redis round trip for them.
+    for blueprint in (health.bp, docs.bp, metrics_bp):
+        limiter.exempt(blueprint)
     api = app.extensions["groundwork.api"]
     for name in DOMAINS:
         package = importlib.import_module(name)

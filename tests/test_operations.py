@@ -17,6 +17,7 @@ def test_healthz_answers_without_dependencies(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
+    assert "RateLimit-Limit" not in response.headers  # probes never cost a Redis round trip
 
 
 def test_readyz_reports_every_dependency_ready(client):
