@@ -1,13 +1,33 @@
-"""Push tables: the device registry (more tables join as the domain grows)."""
+"""Push tables: devices, preferences, topics, the in-app inbox, the transactional ledger, the outbox."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.common.db import Base, TimestampMixin, new_uuid
+
+CATEGORIES = ("transactional", "social", "promotional", "re_engagement")
+PRIORITIES = ("high", "normal")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "deferred", "failed", "expired", "unknown")
 
 
 class Device(TimestampMixin, Base):
@@ -35,3 +55,118 @@ class Device(TimestampMixin, Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"), index=True)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disabled_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class NotificationPreference(Base):
+    """Whether a user receives pushes of one category (absent row: enabled)."""
+
+    __tablename__ = "notification_preferences"
+    __table_args__ = (CheckConstraint(f"category IN {CATEGORIES!r}", name="category_known"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class QuietHours(Base):
+    """A user's nightly quiet window in local time; the zone falls back to the user's or device's."""
+
+    __tablename__ = "notification_quiet_hours"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    start_local: Mapped[time] = mapped_column(Time)
+    end_local: Mapped[time] = mapped_column(Time)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Topic(Base):
+    """A named interest users subscribe to (created on first subscription)."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TopicSubscription(Base):
+    """One user following one topic."""
+
+    __tablename__ = "topic_subscriptions"
+
+    topic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Notification(Base):
+    """One entry of a user's in-app inbox, and the push sent for it."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(f"category IN {CATEGORIES!r}", name="category_known"),
+        CheckConstraint(f"priority IN {PRIORITIES!r}", name="priority_known"),
+        # The inbox reads newest first per user, and counts the unread.
+        Index("ix_notifications_user_created", "user_id", "created_at", "id"),
+        Index("ix_notifications_user_unread", "user_id", postgresql_where=text("read_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(String(2000))
+    data: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    deep_link: Mapped[str | None] = mapped_column(String(2000))
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    # No foreign key: campaigns arrive in a later migration and may be purged independently.
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    variant: Mapped[str | None] = mapped_column(String(32))
+    topic: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(6), default="high", server_default="high")
+    ttl_seconds: Mapped[int | None] = mapped_column(Integer)
+    collapse_key: Mapped[str | None] = mapped_column(String(64))
+    silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    badge: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NotificationDelivery(TimestampMixin, Base):
+    """The transactional send ledger: one row per (notification, device), written before the call."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "device_id"),
+        CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    error: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PushOutbox(Base):
+    """What the outbox provider would have sent (PUSH_BACKEND=outbox, e.g. `make run`)."""
+
+    __tablename__ = "push_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    token: Mapped[str | None] = mapped_column(Text)
+    topic: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
