@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     failed = []
     for script in scripts:
         print(f"== {script.name}", flush=True)
-        if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0:
+        if subprocess.run([sys.executable, "-m", f"bench.{script.stem}"], cwd=HERE.parent).returncode != 0:
             failed.append(script.name)
     write_results()
     if failed:
