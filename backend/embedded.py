@@ -43,7 +43,7 @@ def start_redis(data_dir: Path, *, persist: bool = True) -> tuple[str, subproces
     args = [
         redis_server_binary(), "--port", "0", "--unixsocket", str(socket_path),
         "--unixsocketperm", "700", "--dir", str(data_dir), "--daemonize", "no",
-        "--save", "60 1" if persist else "", "--appendonly", "no", "--loglevel", "warning",
+        *(["--save", "60", "1"] if persist else ["--save", ""]), "--appendonly", "no", "--loglevel", "warning",
         "--logfile", str(data_dir / "redis.log"),
     ]
     if socket_path.exists():
