@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import secrets
 from typing import Any
 
@@ -59,7 +60,8 @@ def configure_app(app: Flask) -> None:
             "application_name": "groundwork",
         },
     }
-    c["RATELIMIT_STORAGE_URI"] = c["REDIS_URL"]
+    # limits spells a Unix-socket Redis (the embedded one) redis+unix://, redis-py unix://
+    c["RATELIMIT_STORAGE_URI"] = re.sub(r"^unix://", "redis+unix://", c["REDIS_URL"])
     c["RATELIMIT_STORAGE_OPTIONS"] = {
         "socket_timeout": c["REDIS_SOCKET_TIMEOUT_S"],
         "socket_connect_timeout": c["REDIS_SOCKET_TIMEOUT_S"],
