@@ -1,6 +1,7 @@
 """Health, readiness, metrics, configuration and the OpenAPI document."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -138,3 +139,19 @@ def test_swagger_ui_is_served_from_local_assets(client):
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
     asset = client.get("/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.get_data()) > 100_000
+
+
+def test_logs_are_json_lines_carrying_the_request_id(database_url, services, capsys):
+    app = create_app(app_settings(database_url, services.redis_url, LOG_JSON=True, LOG_LEVEL="INFO"))
+
+    @app.get("/v1/_raise")
+    def _raise():  # a route added for this test only: an unexpected failure
+        raise RuntimeError("kaboom")
+
+    response = app.test_client().get("/v1/_raise", headers={"X-Request-ID": "trace-42"})
+    assert response.status_code == 500
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    entry = next(line for line in lines if line["message"] == "unhandled error")
+    assert entry["request_id"] == "trace-42"
+    assert entry["level"] == "ERROR" and entry["path"] == "/v1/_raise"
+    assert "kaboom" in entry["exc"]
