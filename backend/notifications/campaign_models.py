@@ -96,6 +96,16 @@ class CampaignDelivery(Base):
             "ix_campaign_deliveries_due", "next_attempt_at",
             postgresql_where=text("status IN ('pending', 'deferred')"),
         ),
+        # Delivery engine: a lane claims one campaign's due rows in due order.
+        Index(
+            "ix_campaign_deliveries_campaign_due", "campaign_id", "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'deferred')"),
+        ),
+        # Delivery engine: frequency caps count a user's recent sends across campaigns.
+        Index(
+            "ix_campaign_deliveries_user_claimed", "user_id", "claimed_at",
+            postgresql_where=text("status IN ('sent', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)

@@ -81,9 +81,13 @@ def upgrade():
     )
     op.create_index('ix_campaign_deliveries_campaign_id_status', 'campaign_deliveries', ['campaign_id', 'status'], unique=False)
     op.create_index('ix_campaign_deliveries_due', 'campaign_deliveries', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'deferred')"))
+    op.create_index('ix_campaign_deliveries_campaign_due', 'campaign_deliveries', ['campaign_id', 'next_attempt_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'deferred')"))
+    op.create_index('ix_campaign_deliveries_user_claimed', 'campaign_deliveries', ['user_id', 'claimed_at'], unique=False, postgresql_where=sa.text("status IN ('sent', 'sending')"))
 
 
 def downgrade():
+    op.drop_index('ix_campaign_deliveries_user_claimed', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('sent', 'sending')"))
+    op.drop_index('ix_campaign_deliveries_campaign_due', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('pending', 'deferred')"))
     op.drop_index('ix_campaign_deliveries_due', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('pending', 'deferred')"))
     op.drop_index('ix_campaign_deliveries_campaign_id_status', table_name='campaign_deliveries')
     op.drop_table('campaign_deliveries')
