@@ -1,1 +1,30 @@
 """Accounts: sign-up to deletion, tokens, sessions, roles."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Signing keys, the principal loader behind ``@require``, and ``flask create-staff``."""
+    from backend.auth.principal import load_principal
+    from backend.auth.tokens import init_keys
+
+    init_keys(app)
+    app.extensions["groundwork.principal_loader"] = load_principal
+
+    @app.cli.command("create-staff")
+    @click.option("--email", required=True, help="sign-in address of the staff member")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+                  help="password (prompted when omitted)")
+    @click.option("--role", type=click.Choice(["moderator", "marketer", "analyst", "admin"]), required=True)
+    def create_staff(email: str, password: str, role: str) -> None:
+        """Create (or promote) a staff account with a verified email."""
+        from backend.auth.accounts import create_staff_account
+        from backend.common.errors import DomainError
+
+        try:
+            user = create_staff_account(email=email, password=password, role=role)
+        except DomainError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        click.echo(f"staff account {user.email} ({user.role}) id={user.id}")

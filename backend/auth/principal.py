@@ -1,0 +1,173 @@
+"""The principal loader, and the cached session/user state it checks on every request.
+
+Every signed-in request is checked against the *current* state of its session and user,
+so sign-out, "sign out everywhere", password change and suspension take effect on the
+next request rather than at token expiry.
+
+Cache and Redis policy (decided here, tested in tests/auth/test_principal.py):
+- reads: the state is cached in Redis (``AUTH_STATE_CACHE_TTL_S``). When Redis is
+  unreachable the loader falls back to PostgreSQL, the source of truth: requests get
+  slower, never wrongly admitted, never refused.
+- writes: services that change a session or user call ``forget_state`` *before* their
+  commit and again after it. The first call fails closed: if Redis cannot be reached the
+  change is refused with 503 (the client retries), so a stale "active" entry can never
+  outlive a revocation by surviving a Redis hiccup. The second call closes the window
+  in which a concurrent request could re-cache the old state.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from flask import current_app, request
+from sqlalchemy import select
+
+from backend.auth.models import Session, User
+from backend.auth.tokens import decode_access_token
+from backend.common.access import Principal
+from backend.common.errors import ServiceUnavailable, Unauthorized
+from backend.common.jobs import redis_client
+from backend.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Why a session ended → the code the client gets (also used by sessions.py).
+REVOCATION_CODES = {
+    "signed_out": "session_revoked",
+    "signed_out_everywhere": "session_revoked",
+    "revoked_by_user": "session_revoked",
+    "revoked_by_staff": "session_revoked",
+    "password_changed": "password_changed",
+    "account_suspended": "account_suspended",
+    "refresh_token_reused": "refresh_token_reused",
+    "account_deleted": "session_revoked",
+}
+MESSAGES = {
+    "session_revoked": "This session was signed out; sign in again.",
+    "password_changed": "The password was changed; sign in again.",
+    "account_suspended": "This account is suspended.",
+    "refresh_token_reused": "This session was ended because its refresh token was used twice; sign in again.",
+    "session_expired": "This session has expired; sign in again.",
+}
+
+
+def session_key(session_id: uuid.UUID | str) -> str:
+    return f"groundwork:auth:session:{session_id}"
+
+
+def user_key(user_id: uuid.UUID | str) -> str:
+    return f"groundwork:auth:user:{user_id}"
+
+
+def me_key(user_id: uuid.UUID | str) -> str:
+    return f"groundwork:auth:me:{user_id}"
+
+
+def session_ended(reason: str) -> Unauthorized:
+    """The 401 that tells a client why its session ended."""
+    code = REVOCATION_CODES.get(reason, reason)
+    return Unauthorized(MESSAGES.get(code, MESSAGES["session_revoked"]), code=code)
+
+
+def forget_state(*, users: Iterable[uuid.UUID] = (), sessions: Iterable[uuid.UUID] = (), strict: bool = True) -> None:
+    """Drop cached state; with ``strict`` (before a commit) a Redis failure refuses the change."""
+    keys = [k for u in users for k in (user_key(u), me_key(u))] + [session_key(s) for s in sessions]
+    if not keys:
+        return
+    try:
+        redis_client().delete(*keys)
+    except redis.RedisError as exc:
+        if strict:
+            raise ServiceUnavailable("Account state cannot be updated right now; retry shortly.",
+                                     code="auth_unavailable") from exc
+        log.warning("could not drop cached auth state after commit: %s", exc)
+
+
+def _load_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None, dict | None]:
+    row = db.session.execute(
+        select(User.status, User.token_version, User.role, Session.revoked_reason, Session.revoked_at)
+        .join(Session, Session.user_id == User.id)
+        .where(Session.id == session_id, User.id == user_id)
+    ).first()
+    if row is None:
+        return None, None
+    user_state = {"status": row.status, "ver": row.token_version, "role": row.role}
+    reason = (row.revoked_reason or "signed_out") if row.revoked_at else None
+    return user_state, {"revoked": reason}
+
+
+def current_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None, dict | None]:
+    """(user state, session state): from Redis when cached, else PostgreSQL (then cached)."""
+    ttl = current_app.config["AUTH_STATE_CACHE_TTL_S"]
+    if ttl <= 0:
+        return _load_state(user_id, session_id)
+    client = redis_client()
+    try:
+        cached_user, cached_session = client.mget(user_key(user_id), session_key(session_id))
+        if cached_user is not None and cached_session is not None:
+            return json.loads(cached_user), json.loads(cached_session)
+    except redis.RedisError as exc:
+        log.warning("auth state cache unreachable, reading PostgreSQL: %s", exc)
+        return _load_state(user_id, session_id)
+    user_state, session_state = _load_state(user_id, session_id)
+    if user_state is not None:
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.set(user_key(user_id), json.dumps(user_state), ex=ttl)
+            pipe.set(session_key(session_id), json.dumps(session_state), ex=ttl)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not cache auth state: %s", exc)
+    return user_state, session_state
+
+
+def principal_from_token(token: str) -> Principal:
+    """Verify an access token and the live state behind it; raise a 401 telling why not."""
+    claims = decode_access_token(token)
+    user_state, session_state = current_state(claims["sub"], claims["sid"])
+    if user_state is None or session_state is None:
+        raise session_ended("signed_out")
+    if session_state["revoked"]:
+        raise session_ended(session_state["revoked"])
+    if user_state["status"] == "suspended":
+        raise session_ended("account_suspended")
+    if user_state["ver"] != claims["ver"]:
+        raise session_ended("signed_out_everywhere")
+    return Principal(kind="user", user_id=claims["sub"], role=user_state["role"], session_id=claims["sid"],
+                     claims=claims)
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _server_principal(api_key: str) -> Principal:
+    import hmac
+
+    for index, known in enumerate(current_app.config["SERVER_API_KEYS"]):
+        if hmac.compare_digest(api_key.encode(), known.encode()):
+            return Principal(kind="server", role="server", claims={"key_id": str(index)})
+    raise Unauthorized("The API key is not valid.", code="api_key_invalid")
+
+
+def load_principal(kind: str) -> Principal:
+    """The loader behind ``@require`` ("user") and ``@server_key`` ("server")."""
+    if kind == "server":
+        api_key = request.headers.get("X-API-Key")
+        if api_key:
+            return _server_principal(api_key)
+    token = _bearer_token()
+    if token is None:
+        raise Unauthorized("Sign in to continue.", code="not_authenticated")
+    return principal_from_token(token)
+
+
+__all__: list[Any] = ["forget_state", "load_principal", "principal_from_token", "session_ended"]

@@ -1,0 +1,135 @@
+"""Access tokens: short JWTs signed asymmetrically, with key IDs and a JWKS.
+
+Keys come from ``JWT_PRIVATE_KEYS`` (PEM Ed25519 or RSA, newest first): the newest
+signs, all of them verify, so adding a key at the front and dropping the oldest a token
+lifetime later logs nobody out. Ed25519 signs with EdDSA, RSA with RS256; the algorithm
+is pinned per key, and a token's ``kid`` only selects among our own keys: ``jku``,
+``x5u`` and embedded keys are never followed.
+
+Development and test without ``JWT_PRIVATE_KEYS``: one Ed25519 key derived from
+``SECRET_KEY`` (so every process of one deployment, workers included, agrees; with no
+SECRET_KEY set it is random per process). Production refuses to start without keys.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from flask import Flask, current_app
+from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
+
+from backend.common.errors import Unauthorized
+
+_PEM_RE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.+?-----END [A-Z ]*PRIVATE KEY-----", re.S)
+_EXTENSION = "groundwork.jwt_keys"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "role", "ver", "typ", "exp", "iat", "jti")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One of our keys: its ID, pinned algorithm, private key and public JWK."""
+
+    kid: str
+    alg: str
+    private: Any
+    public: Any
+    jwk: dict[str, str]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signing_key(private: Any) -> SigningKey:
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        alg, jwk = "EdDSA", OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
+        members = {k: jwk[k] for k in ("crv", "kty", "x")}
+    elif isinstance(private, rsa.RSAPrivateKey):
+        if private.key_size < 2048:
+            raise ValueError("RSA keys for JWTs must have at least 2048 bits")
+        alg, jwk = "RS256", RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+        members = {k: jwk[k] for k in ("e", "kty", "n")}
+    else:
+        raise ValueError("JWT_PRIVATE_KEYS holds a key that is neither Ed25519 nor RSA")
+    # RFC 7638 thumbprint: the key ID is derived from the key, never chosen by hand.
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    kid = _b64(hashlib.sha256(canonical).digest())[:22]
+    public_jwk = {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+    return SigningKey(kid=kid, alg=alg, private=private, public=private.public_key(), jwk=public_jwk)
+
+
+def load_keys(config: dict[str, Any]) -> list[SigningKey]:
+    """Parse the configured keys (newest first), or derive the development key."""
+    raw = config.get("JWT_PRIVATE_KEYS") or ""
+    blocks = _PEM_RE.findall(raw)
+    if blocks:
+        return [_signing_key(serialization.load_pem_private_key(b.encode(), password=None)) for b in blocks]
+    if config.get("ENV") == "production":
+        raise ValueError("JWT_PRIVATE_KEYS is required in production")
+    seed = hashlib.sha256(b"groundwork.jwt.dev-key:" + str(config["SECRET_KEY"]).encode()).digest()
+    return [_signing_key(ed25519.Ed25519PrivateKey.from_private_bytes(seed))]
+
+
+def init_keys(app: Flask) -> None:
+    """Load the app's signing keys once (parsing only, no I/O)."""
+    app.extensions[_EXTENSION] = load_keys(app.config)
+
+
+def _keys() -> list[SigningKey]:
+    return current_app.extensions[_EXTENSION]
+
+
+def jwks() -> dict[str, list[dict[str, str]]]:
+    """The public keys, as a JWK Set (``/.well-known/jwks.json``)."""
+    return {"keys": [key.jwk for key in _keys()]}
+
+
+def issue_access_token(*, user_id: uuid.UUID, session_id: uuid.UUID, role: str, token_version: int,
+                       issued_at: datetime, jti: uuid.UUID) -> str:
+    """Sign an access token; the same inputs give the same token (deterministic signatures)."""
+    config = current_app.config
+    iat = int(issued_at.timestamp())
+    claims = {
+        "iss": config["JWT_ISSUER"], "aud": config["JWT_AUDIENCE"], "sub": str(user_id), "sid": str(session_id),
+        "role": role, "ver": token_version, "typ": "access", "iat": iat,
+        "exp": iat + config["ACCESS_TOKEN_TTL_S"], "jti": str(jti),
+    }
+    key = _keys()[0]
+    return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"})
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """Verified claims of an access token, or Unauthorized(token_expired|token_invalid)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("The access token is malformed.", code="token_invalid") from exc
+    key = next((k for k in _keys() if k.kid == header.get("kid")), None)
+    if key is None or header.get("alg") != key.alg:
+        raise Unauthorized("The access token was not signed by this server.", code="token_invalid")
+    config = current_app.config
+    try:
+        claims = jwt.decode(
+            token, key.public, algorithms=[key.alg], audience=config["JWT_AUDIENCE"], issuer=config["JWT_ISSUER"],
+            options={"require": list(REQUIRED_CLAIMS)}, leeway=5,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The access token has expired; refresh it.", code="token_expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("The access token is not valid.", code="token_invalid") from exc
+    if claims.get("typ") != "access":
+        raise Unauthorized("This is not an access token.", code="token_invalid")
+    try:
+        claims["sub"], claims["sid"] = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise Unauthorized("The access token is not valid.", code="token_invalid") from exc
+    return claims
