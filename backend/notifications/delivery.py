@@ -1,0 +1,372 @@
+"""Campaign fan-out: claim due ledger rows, apply the send-time policy, push, record.
+
+The ledger (``campaign_deliveries``) is the only truth. A batch is claimed with
+``FOR UPDATE SKIP LOCKED`` and committed as 'sending' with a claim token *before* the
+provider is called, so no other worker, retry or re-enqueue can pick those rows again;
+a crash leaves them 'sending' and the reconciler later marks them 'unknown' (at most
+once: a message that may have reached FCM is never sent twice). Results are written
+back in one statement per batch, guarded by the claim token.
+"""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from backend.common.db import utcnow
+from backend.common.jobs import redis_client
+from backend.notifications import inbox, policy
+from backend.notifications.campaign_models import Campaign, CampaignVariant
+from backend.notifications.devices import prune_token
+from backend.notifications.dispatch import schedule_dispatch
+from backend.notifications.models import Notification
+from backend.notifications.providers import Outcome, OutgoingPush, PushResult, get_provider
+from backend.notifications.templating import merged_message, personal_context, render_for
+
+BATCH_SIZE = 500
+MAX_ATTEMPTS = 4  # provider calls per row for 500/503 before it is failed
+RETRY_BASE = timedelta(seconds=20)
+RETRY_CAP = timedelta(minutes=15)
+DEFAULT_RETRY_AFTER = timedelta(seconds=60)
+PRUNED = frozenset({Outcome.UNREGISTERED, Outcome.INVALID_TOKEN, Outcome.SENDER_MISMATCH})
+TRANSIENT = frozenset({Outcome.UNAVAILABLE, Outcome.INTERNAL})
+
+_CLAIM = """
+SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts,
+       dv.token, dv.disabled_at IS NOT NULL, dv.push_permission = 'denied',
+       p.enabled, q.start_local, q.end_local, q.time_zone,
+       u.first_name, u.display_name, {properties}
+FROM campaign_deliveries d
+JOIN devices dv ON dv.id = d.device_id
+LEFT JOIN users u ON u.id = d.user_id
+LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = :category
+LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
+WHERE d.campaign_id = :campaign AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
+ORDER BY d.next_attempt_at, d.id
+LIMIT :limit
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+_PARK = """
+UPDATE campaign_deliveries d
+SET status = v.status,
+    next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
+    error_code = v.err,
+    claim_token = CASE WHEN v.status = 'sending' THEN CAST(:token AS uuid) END,
+    claimed_at = CASE WHEN v.status = 'sending' THEN CAST(:now AS timestamptz) ELSE d.claimed_at END,
+    attempts = d.attempts + CASE WHEN v.status = 'sending' THEN 1 ELSE 0 END
+FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:next_at AS timestamptz[]),
+            CAST(:errs AS text[])) AS v(id, status, next_at, err)
+WHERE d.id = v.id
+"""
+
+_RECORD = """
+UPDATE campaign_deliveries d
+SET status = v.status,
+    sent_at = CASE WHEN v.status = 'sent' THEN CAST(:at AS timestamptz) END,
+    fcm_message_id = v.mid,
+    error_code = v.err,
+    next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
+    claim_token = CASE WHEN v.status IN ('pending', 'deferred') THEN NULL ELSE d.claim_token END
+FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:mids AS text[]), CAST(:errs AS text[]),
+            CAST(:next_at AS timestamptz[])) AS v(id, status, mid, err, next_at)
+WHERE d.id = v.id AND d.claim_token = CAST(:token AS uuid) AND d.status IN ('sending', 'unknown')
+"""
+
+
+@dataclass
+class Claimed:
+    """One row claimed for sending."""
+
+    id: int
+    device_id: uuid.UUID
+    user_id: uuid.UUID
+    attempts: int
+    push: OutgoingPush
+
+
+@dataclass
+class BatchReport:
+    """What one claim → send → record round did."""
+
+    claimed: int = 0  # rows looked at
+    sent: int = 0
+    parked: dict[str, int] = field(default_factory=dict)  # deferred/expired/capped/... counts
+    outcomes: dict[str, int] = field(default_factory=dict)
+    stop: str | None = None  # why the lane should stop: 'idle', 'paused', 'throttled', 'inactive'
+    wake_at: datetime | None = None  # when rows this round pushed back become due
+    inbox_events: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
+
+
+def run_lane(session: Session, *, campaign_id: uuid.UUID, now: datetime | None = None, batch_size: int = BATCH_SIZE,
+             max_batches: int | None = None, budget_s: float | None = None,
+             should_stop: Callable[[], bool] | None = None, app: Flask | None = None) -> list[BatchReport]:
+    """Send due rows of a campaign batch after batch until none is due, the budget ends or a stop.
+
+    ``now`` fixes the clock for every decision (tests); by default each batch reads it anew.
+    """
+    reports: list[BatchReport] = []
+    started = time.monotonic()
+    while True:
+        report = send_batch(session, campaign_id=campaign_id, now=now, batch_size=batch_size, app=app)
+        reports.append(report)
+        if report.stop is not None:
+            break
+        if max_batches is not None and len(reports) >= max_batches:
+            break
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            break
+        if should_stop is not None and should_stop():
+            break
+    return reports
+
+
+def send_batch(session: Session, *, campaign_id: uuid.UUID, now: datetime | None = None,
+               batch_size: int = BATCH_SIZE, app: Flask | None = None) -> BatchReport:
+    """Claim up to ``batch_size`` due rows, decide each, send the sendable ones, record results."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    clock = now or utcnow()
+    report = BatchReport()
+    campaign = session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None or campaign.status != "running":
+        session.rollback()
+        report.stop = "inactive"
+        return report
+    token = uuid.uuid4()
+    claimed = _claim(session, campaign, token=token, now=clock, limit=batch_size, report=report)
+    session.commit()  # the ledger: 'sending' is durable before any provider call
+    if report.wake_at is not None:
+        _schedule(session, campaign_id, report.wake_at, clock)
+    if not claimed:
+        return report
+    results = get_provider(app).send([c.push for c in claimed])
+    _record(session, campaign, claimed, results, token=token, now=now, report=report)
+    session.commit()
+    inbox.announce(redis_client(app), report.inbox_events)  # live inbox streams, after the commit
+    return report
+
+
+def _claim(session: Session, campaign: Campaign, *, token: uuid.UUID, now: datetime, limit: int,
+           report: BatchReport) -> list[Claimed]:
+    """Lock due rows, apply the policy, mark the sendable ones 'sending'; caller commits."""
+    if campaign.expires_at is not None and now >= campaign.expires_at:
+        expired = session.execute(
+            text("UPDATE campaign_deliveries SET status = 'expired', error_code = 'expired' "
+                 "WHERE campaign_id = :c AND status IN ('pending', 'deferred')"), {"c": campaign.id}).rowcount
+        report.parked["expired"] = expired
+        report.stop = "idle"
+        return []
+    if campaign.throttle_per_minute:
+        policy.lock_campaign(session, campaign.id)
+        allowance = policy.throttle_allowance(session, campaign_id=campaign.id,
+                                              per_minute=campaign.throttle_per_minute, now=now)
+        if allowance.count <= 0:
+            report.stop, report.wake_at = "throttled", allowance.next_slot_at
+            return []
+        limit = min(limit, allowance.count)
+    composer = Composer(campaign, session.scalars(
+        select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)))
+    properties = "u.properties" if composer.personal else "NULL"
+    rows = session.execute(text(_CLAIM.format(properties=properties)), {
+        "campaign": campaign.id, "category": campaign.category, "now": now, "limit": limit}).all()
+    report.claimed = len(rows)
+    if not rows:
+        report.stop = "idle"
+        return []
+    rules = _rules(campaign)
+    users = {row[2] for row in rows}
+    policy.lock_users(session, users)
+    first_sends: dict[uuid.UUID, list[datetime]] = {}
+    if rules.cap_max is not None and rules.cap_window is not None:
+        first_sends = policy.recent_first_sends(session, user_ids=users, category=campaign.category,
+                                                exclude_campaign=campaign.id, since=now - rules.cap_window)
+    ids, statuses, next_at, errs = [], [], [], []
+    claimed: list[Claimed] = []
+    for (row_id, device_id, user_id, variant, locale, zone, attempts, device_token, disabled, denied,
+         enabled, q_start, q_end, q_zone, first_name, display_name, props) in rows:
+        recipient = policy.Recipient(user_id, zone, device_token, disabled, denied, enabled, q_start, q_end, q_zone)
+        verdict = policy.decide(recipient, rules, now=now, first_sends=first_sends.get(user_id, ()))
+        ids.append(row_id)
+        statuses.append(verdict.status)
+        next_at.append(verdict.next_attempt_at)
+        errs.append(verdict.reason)
+        if verdict.status == "sending":
+            push = composer.push(key=str(row_id), token=device_token, variant=variant, locale=locale, zone=zone,
+                                 first_name=first_name, display_name=display_name, properties=props)
+            claimed.append(Claimed(row_id, device_id, user_id, attempts + 1, push))
+        else:
+            report.parked[verdict.status] = report.parked.get(verdict.status, 0) + 1
+            if verdict.next_attempt_at is not None:
+                report.wake_at = min(filter(None, (report.wake_at, verdict.next_attempt_at)))
+    session.execute(text(_PARK), {"ids": ids, "statuses": statuses, "next_at": next_at, "errs": errs,
+                                  "token": str(token), "now": now})
+    return claimed
+
+
+def _rules(campaign: Campaign) -> policy.CampaignRules:
+    cap = campaign.frequency_cap or {}
+    cap_max = cap.get("max")
+    window = timedelta(hours=float(cap["window_hours"])) if cap.get("window_hours") else None
+    return policy.CampaignRules(
+        category=campaign.category, priority=str((campaign.message or {}).get("priority") or "high"),
+        respect_quiet_hours=campaign.respect_quiet_hours, expires_at=campaign.expires_at,
+        cap_max=int(cap_max) if cap_max is not None and window is not None else None, cap_window=window)
+
+
+def _record(session: Session, campaign: Campaign, claimed: list[Claimed], results: list[PushResult], *,
+            token: uuid.UUID, now: datetime | None, report: BatchReport) -> None:
+    """Write every result back in one statement; prune tokens, pause on auth failure, fill the inbox."""
+    at = now or utcnow()
+    by_key = {r.key: r for r in results}
+    ids, statuses, mids, errs, next_at = [], [], [], [], []
+    sent: list[Claimed] = []
+    auth_failure: PushResult | None = None
+    for row in claimed:
+        result = by_key.get(row.push.key)
+        outcome = result.outcome if result else Outcome.INTERNAL
+        report.outcomes[outcome.value] = report.outcomes.get(outcome.value, 0) + 1
+        status, mid, err, when = _outcome(row, result, at)
+        if outcome is Outcome.AUTH_ERROR:
+            auth_failure = auth_failure or result
+        if outcome in PRUNED:
+            prune_token(session, device_id=row.device_id, reason=outcome)
+        if status == "sent":
+            sent.append(row)
+        if when is not None:
+            report.wake_at = min(filter(None, (report.wake_at, when)))
+        ids.append(row.id)
+        statuses.append(status)
+        mids.append(mid)
+        errs.append(err)
+        next_at.append(when)
+    session.execute(text(_RECORD), {"ids": ids, "statuses": statuses, "mids": mids, "errs": errs,
+                                    "next_at": next_at, "at": at, "token": str(token)})
+    report.sent = len(sent)
+    if sent:
+        report.inbox_events = _add_inbox_entries(session, campaign, sent, at)
+    if auth_failure is not None:
+        code = auth_failure.error_code or auth_failure.outcome.value
+        reason = f"FCM authentication failed ({code}): {auth_failure.detail or 'no detail'}"
+        session.execute(text("UPDATE campaigns SET status = 'paused', paused_reason = :reason, updated_at = now() "
+                             "WHERE id = :c AND status = 'running'"), {"c": campaign.id, "reason": reason[:1000]})
+        report.stop = "paused"
+    elif report.wake_at is not None:
+        schedule_dispatch(session, campaign_id=campaign.id, due_instants=[report.wake_at], now=at)
+
+
+def _outcome(row: Claimed, result: PushResult | None,
+             at: datetime) -> tuple[str, str | None, str | None, datetime | None]:
+    """(status, message id, error code, next attempt) for one provider result."""
+    if result is None:
+        return "unknown", None, "no_result", None
+    outcome = result.outcome
+    code = result.error_code or outcome.value
+    if outcome is Outcome.SENT:
+        return "sent", result.message_id, None, None
+    if outcome is Outcome.QUOTA_EXCEEDED:
+        wait = timedelta(seconds=result.retry_after) if result.retry_after else DEFAULT_RETRY_AFTER
+        return "pending", None, code, at + wait
+    if outcome is Outcome.AUTH_ERROR:
+        return "pending", None, code, None  # untouched: sent when the campaign is resumed
+    if outcome in TRANSIENT:
+        if "delivery unknown" in (result.detail or ""):
+            return "unknown", None, "no_answer", None  # FCM may have it: never resend
+        if row.attempts >= MAX_ATTEMPTS:
+            return "failed", None, code, None
+        backoff = min(RETRY_CAP, RETRY_BASE * 2 ** (row.attempts - 1))
+        return "pending", None, code, at + backoff * random.uniform(0.5, 1.0)
+    return "failed", None, code, None
+
+
+def _add_inbox_entries(session: Session, campaign: Campaign, sent: list[Claimed],
+                       at: datetime) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+    """One inbox entry per user and campaign, however many of the user's devices got the push."""
+    first: dict[uuid.UUID, Claimed] = {}
+    for row in sent:
+        first.setdefault(row.user_id, row)
+    # Two lanes may hold two devices of one user: serialise on (campaign, user), then check.
+    session.execute(
+        text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(:c || u, 0) AS k "
+             "FROM unnest(CAST(:users AS text[])) u ORDER BY k) s"),
+        {"c": f"gw-inbox:{campaign.id}:", "users": sorted(str(u) for u in first)})
+    have = set(session.scalars(
+        text("SELECT user_id FROM notifications WHERE campaign_id = :c AND user_id = ANY(CAST(:users AS uuid[]))"),
+        {"c": campaign.id, "users": [str(u) for u in first]}))
+    entries = []
+    for user_id, row in first.items():
+        if user_id in have:
+            continue
+        push = row.push
+        data = {k: v for k, v in push.data.items() if k not in ("campaign_id", "variant")}
+        entries.append(Notification(
+            id=uuid.uuid4(), user_id=user_id, category=campaign.category, title=push.title, body=push.body,
+            data=data, deep_link=push.deep_link, image_url=push.image, campaign_id=campaign.id,
+            variant=push.data.get("variant"), priority=push.priority, ttl_seconds=push.ttl_seconds,
+            collapse_key=push.collapse_key, silent=push.silent, badge=push.badge, created_at=at))
+    session.add_all(entries)
+    session.flush()
+    return [(entry.user_id, inbox.entry_event(entry)) for entry in entries]
+
+
+class Composer:
+    """Builds each recipient's push from the campaign message, its variant and locale.
+
+    Without personalisation the rendered title/body are shared per (variant, locale),
+    so a 100k fan-out renders a handful of templates, not 100k.
+    """
+
+    def __init__(self, campaign: Campaign, variants: Iterable[CampaignVariant]) -> None:
+        self.campaign_id = str(campaign.id)
+        self.label = f"campaign-{campaign.id.hex}"
+        self.base = campaign.message or {}
+        self.overrides = {v.key: v.message_override or {} for v in variants}
+        self.personal = any(
+            "{{" in part or "{%" in part
+            for message in (self.base, *self.overrides.values())
+            for texts in (message.get("locales") or {}).values()
+            for part in (str(texts.get("title", "")), str(texts.get("body", ""))))
+        self._messages: dict[str, dict[str, Any]] = {}
+        self._texts: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def message(self, variant: str) -> dict[str, Any]:
+        """The campaign message with ``variant``'s override applied."""
+        if variant not in self._messages:
+            self._messages[variant] = merged_message(self.base, self.overrides.get(variant))
+        return self._messages[variant]
+
+    def push(self, *, key: str, token: str, variant: str, locale: str, zone: str, first_name: str | None,
+             display_name: str | None, properties: dict[str, Any] | None) -> OutgoingPush:
+        """The push for one device."""
+        message = self.message(variant)
+        if self.personal:
+            context = personal_context(first_name=first_name, display_name=display_name, locale=locale,
+                                       time_zone=zone, properties=properties)
+            rendered = render_for(message, locale=locale, context=context)
+            title, body = rendered.title, rendered.body
+        else:
+            cached = self._texts.get((variant, locale))
+            if cached is None:
+                rendered = render_for(message, locale=locale, context={})
+                cached = self._texts[(variant, locale)] = (rendered.title, rendered.body)
+            title, body = cached
+        data = {str(k): str(v) for k, v in (message.get("data") or {}).items()}
+        data.update(campaign_id=self.campaign_id, variant=variant)
+        priority = message.get("priority") if message.get("priority") in ("high", "normal") else "high"
+        return OutgoingPush(
+            key=key, token=token, title=title or None, body=body or None, image=message.get("image_url"),
+            data=data, deep_link=message.get("deep_link"), ttl_seconds=message.get("ttl_seconds"),
+            priority=priority, collapse_key=message.get("collapse_key"), silent=bool(message.get("silent")),
+            badge=message.get("badge"), analytics_label=self.label)
+
+
+def _schedule(session: Session, campaign_id: uuid.UUID, at: datetime, now: datetime) -> None:
+    schedule_dispatch(session, campaign_id=campaign_id, due_instants=[max(at, now)], now=now)
+    session.commit()

@@ -1,0 +1,78 @@
+"""When campaign work runs: dispatch jobs at due instants, and the lanes they start.
+
+A *dispatch* job (``jobs.delivery.dispatch_campaign``) is scheduled with RQ's
+``enqueue_at`` for every distinct instant at which rows become due. It starts *lanes*
+(``jobs.delivery.send_campaign_batch``): jobs any number of workers share, each claiming
+batch after batch from the ledger until nothing is due. Job ids are deterministic, so
+scheduling the same instant twice (a retry, the reconciler) costs nothing; and nothing
+is lost if Redis forgets a job, because the reconciler rebuilds the work from PostgreSQL.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import redis
+from sqlalchemy import text
+from sqlalchemy.orm import Session, scoped_session
+
+from backend.common.db import utcnow
+from backend.common.jobs import PendingJob, enqueue_after_commit, send_now
+
+PUSH_QUEUE = "push"
+DISPATCH_JOB = "jobs.delivery.dispatch_campaign"
+LANE_JOB = "jobs.delivery.send_campaign_batch"
+MAX_LANES = 16  # lanes per dispatch; each takes batch after batch, so a few suffice per worker
+LANE_BATCH = 500
+
+
+def dispatch_job_id(campaign_id: uuid.UUID | str, instant: datetime) -> str:
+    """The one job id of a campaign's dispatch at ``instant`` (second resolution)."""
+    return f"dispatch-{campaign_id}-{int(instant.timestamp())}"
+
+
+def schedule_dispatch(session: Session | scoped_session, *, campaign_id: uuid.UUID | str,
+                      due_instants: Iterable[datetime], now: datetime | None = None) -> list[str]:
+    """After ``session`` commits, enqueue one dispatch per distinct instant (past ones at once)."""
+    now = now or utcnow()
+    ids = []
+    seconds = sorted({math.ceil(_aware(at).timestamp()) for at in due_instants})
+    for second in seconds:
+        instant = datetime.fromtimestamp(second, UTC)
+        job_id = dispatch_job_id(campaign_id, instant)
+        enqueue_after_commit(session, DISPATCH_JOB, queue=PUSH_QUEUE, job_id=job_id,
+                             at=instant if instant > now else None, retries=2,
+                             campaign_id=str(campaign_id), due_at=instant.isoformat())
+        ids.append(job_id)
+    return ids
+
+
+def count_due(session: Session, *, campaign_id: uuid.UUID | str, now: datetime) -> int:
+    """Rows of the campaign waiting to be claimed at ``now``."""
+    return session.execute(
+        text("SELECT count(*) FROM campaign_deliveries WHERE campaign_id = :c "
+             "AND status IN ('pending', 'deferred') AND next_attempt_at <= :now"),
+        {"c": str(campaign_id), "now": now}).scalar_one()
+
+
+def lane_count(due: int, *, batch_size: int = LANE_BATCH, max_lanes: int = MAX_LANES) -> int:
+    """How many lanes a dispatch starts for ``due`` rows."""
+    return min(max_lanes, math.ceil(due / batch_size))
+
+
+def start_lanes(*, campaign_id: uuid.UUID | str, lanes: int, tag: str,
+                connection: redis.Redis | None = None) -> list[str]:
+    """Enqueue ``lanes`` lane jobs now (deterministic ids per ``tag``); returns their ids."""
+    ids = []
+    for lane in range(lanes):
+        job_id = f"lane-{campaign_id}-{tag}-{lane}"
+        send_now(PendingJob(LANE_JOB, PUSH_QUEUE, {"campaign_id": str(campaign_id)}, job_id=job_id, retries=1),
+                 connection)
+        ids.append(job_id)
+    return ids
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""The delivery reconciler: campaign progress rebuilt from PostgreSQL alone.
+
+Runs every 30 s (jobs/periodic.py). Redis holds only *hints* (scheduled dispatches,
+queued lanes); if they vanish (a flush, a lost enqueue, a killed worker) this finds the
+work again: due rows get a dispatch now, rows due before the next run get a dispatch at
+their instant, 'sending' claims older than the lease become 'unknown' (never resent),
+and campaigns with nothing left are completed.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from backend.common.db import utcnow
+from backend.common.jobs import enqueue_after_commit
+from backend.notifications.dispatch import schedule_dispatch
+
+RECONCILE_EVERY = timedelta(seconds=30)
+# Dispatches are scheduled precisely for rows due before the run after next.
+LOOKAHEAD = RECONCILE_EVERY + timedelta(seconds=10)
+# A campaign left 'scheduled' this long after launch lost its materialize job.
+MATERIALIZE_GRACE = timedelta(minutes=2)
+MATERIALIZE_JOB = "jobs.campaigns.materialize_campaign"
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciler run changed."""
+
+    unknown: int = 0
+    expired: int = 0
+    dispatched: int = 0
+    scheduled: int = 0
+    completed: int = 0
+    rematerialized: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain counts (a job's return value)."""
+        return asdict(self)
+
+
+def reconcile(session: Session, *, lease_s: float, now: datetime | None = None) -> ReconcileReport:
+    """One pass over active campaigns; commits once (dispatches leave after the commit)."""
+    now = now or utcnow()
+    report = ReconcileReport()
+    report.unknown = session.execute(text(
+        "UPDATE campaign_deliveries SET status = 'unknown', error_code = 'claim_expired' "
+        "WHERE campaign_id IN (SELECT id FROM campaigns WHERE status IN ('running', 'paused', 'cancelled')) "
+        "AND status = 'sending' AND claimed_at < :cutoff"), {"cutoff": now - timedelta(seconds=lease_s)}).rowcount
+    report.expired = session.execute(text(
+        "UPDATE campaign_deliveries SET status = 'expired', error_code = 'expired' "
+        "WHERE campaign_id IN (SELECT id FROM campaigns WHERE status = 'running' AND expires_at <= :now) "
+        "AND status IN ('pending', 'deferred')"), {"now": now}).rowcount
+    due = session.execute(text(
+        "SELECT DISTINCT d.campaign_id FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+        "WHERE c.status = 'running' AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now"),
+        {"now": now}).scalars().all()
+    for campaign_id in due:
+        schedule_dispatch(session, campaign_id=campaign_id, due_instants=[now], now=now)
+    report.dispatched = len(due)
+    upcoming = session.execute(text(
+        "SELECT DISTINCT d.campaign_id, date_trunc('second', d.next_attempt_at) + interval '1 second' "
+        "FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+        "WHERE c.status = 'running' AND d.status IN ('pending', 'deferred') "
+        "AND d.next_attempt_at > :now AND d.next_attempt_at <= :horizon"),
+        {"now": now, "horizon": now + LOOKAHEAD}).all()
+    for campaign_id, instant in upcoming:
+        schedule_dispatch(session, campaign_id=campaign_id, due_instants=[instant], now=now)
+    report.scheduled = len(upcoming)
+    report.completed = len(_complete(session, now=now))
+    stuck = session.execute(text(
+        "SELECT id FROM campaigns WHERE status = 'scheduled' AND launched_at < :cutoff"),
+        {"cutoff": now - MATERIALIZE_GRACE}).scalars().all()
+    for campaign_id in stuck:
+        # Materializing is idempotent (ON CONFLICT DO NOTHING), so a duplicate costs nothing.
+        enqueue_after_commit(session, MATERIALIZE_JOB, queue="push", job_id=f"materialize-{campaign_id}-again",
+                             campaign_id=str(campaign_id))
+    report.rematerialized = len(stuck)
+    session.commit()
+    return report
+
+
+def complete_if_done(session: Session, *, campaign_id: uuid.UUID, now: datetime | None = None) -> bool:
+    """Mark a running campaign completed when no row is pending, deferred or sending."""
+    done = bool(_complete(session, now=now or utcnow(), campaign_id=campaign_id))
+    session.commit()
+    return done
+
+
+def _complete(session: Session, *, now: datetime, campaign_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    return list(session.execute(text(
+        "UPDATE campaigns c SET status = 'completed', completed_at = :now, updated_at = now() "
+        "WHERE c.status = 'running' AND (CAST(:campaign AS uuid) IS NULL OR c.id = CAST(:campaign AS uuid)) "
+        "AND NOT EXISTS (SELECT 1 FROM campaign_deliveries d WHERE d.campaign_id = c.id "
+        "AND d.status IN ('pending', 'deferred', 'sending')) RETURNING c.id"),
+        {"now": now, "campaign": campaign_id}).scalars())

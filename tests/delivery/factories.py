@@ -1,0 +1,75 @@
+"""Rows for delivery tests: users with devices, campaigns and their ledger, inserted directly."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import select
+
+from backend.auth.models import User
+from backend.notifications.campaign_models import Campaign, CampaignDelivery
+from backend.notifications.models import Device, QuietHours
+
+MESSAGE = {"default_locale": "en", "locales": {"en": {"title": "Hello", "body": "News for you"},
+                                                "fr": {"title": "Bonjour", "body": "Des nouvelles"}},
+           "data": {"screen": "home"}, "priority": "high"}
+
+
+@dataclass
+class Recipient:
+    user: User
+    devices: list[Device] = field(default_factory=list)
+
+
+def make_user(session: Any, *, zone: str = "UTC", devices: int = 1, token_prefix: str = "tok",
+              quiet: tuple[time, time] | None = None, first_name: str | None = None) -> Recipient:
+    """A user with ``devices`` devices in ``zone`` (tokens ``<prefix>-<hex>``), optionally quiet hours."""
+    user = User(email=f"{uuid.uuid4().hex[:12]}@example.test", first_name=first_name, time_zone=zone)
+    session.add(user)
+    session.flush()
+    made = []
+    for _ in range(devices):
+        device = Device(user_id=user.id, installation_id=uuid.uuid4().hex, token=f"{token_prefix}-{uuid.uuid4().hex}",
+                        platform="android", time_zone=zone, locale="en")
+        session.add(device)
+        made.append(device)
+    if quiet is not None:
+        session.add(QuietHours(user_id=user.id, start_local=quiet[0], end_local=quiet[1], time_zone=zone))
+    session.flush()
+    return Recipient(user, made)
+
+
+def make_campaign(session: Any, recipients: list[Recipient], *, due_at: datetime, category: str = "promotional",
+                  status: str = "running", due_by_zone: dict[str, datetime] | None = None,
+                  **fields: Any) -> Campaign:
+    """A running campaign whose ledger holds one pending row per device, due at ``due_at`` (or per zone)."""
+    campaign = Campaign(name=fields.pop("name", "test campaign"), status=status, category=category,
+                        audience={"type": "all"}, message=fields.pop("message", MESSAGE),
+                        schedule={"type": "at", "send_at": due_at.isoformat()}, launched_at=due_at, **fields)
+    session.add(campaign)
+    session.flush()
+    for recipient in recipients:
+        for device in recipient.devices:
+            due = (due_by_zone or {}).get(device.time_zone, due_at)
+            session.add(CampaignDelivery(campaign_id=campaign.id, device_id=device.id, user_id=recipient.user.id,
+                                         variant="A", time_zone=device.time_zone, locale=device.locale,
+                                         status="pending", due_at=due, next_attempt_at=due))
+    session.commit()
+    return campaign
+
+
+def ledger(session: Any, campaign_id: uuid.UUID) -> list[CampaignDelivery]:
+    """The campaign's rows, freshly read."""
+    session.expire_all()
+    return list(session.scalars(select(CampaignDelivery).where(CampaignDelivery.campaign_id == campaign_id)
+                                .order_by(CampaignDelivery.id)))
+
+
+def statuses(session: Any, campaign_id: uuid.UUID) -> dict[str, int]:
+    """Row counts by status."""
+    counts: dict[str, int] = {}
+    for row in ledger(session, campaign_id):
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
