@@ -3,8 +3,8 @@
 Both apps run under the production gunicorn config (deploy/gunicorn.conf.py), each
 measured directly and through nginx (the loopback variant of the production config),
 interleaved, median of 3 bounded runs at 16 connections. Groundwork runs with
-ENV=production and its rate limiter on (a limit too high to trip), so each request
-pays the limiter's Redis round trips as in production; a limiter-off run shows their cost.
+ENV=production and its rate limiter enabled (a limit too high to trip), so a request
+pays whatever the limiter costs on that route in production; a limiter-off run shows it.
 
     .venv/bin/python bench/b1_baseline.py    # prints the rows, writes bench/RESULTS-b1.md
 """
@@ -191,9 +191,9 @@ def main() -> int:
         f"{REPS} interleaved runs per target (median), on loopback with the servers on the "
         "same cores. gunicorn: deploy/gunicorn.conf.py defaults (gthread, 2×cores+1 "
         "workers, 4 threads). nginx: nginx/test.conf.template (shared production "
-        "directives). Groundwork: ENV=production, rate limiter on with a limit it never "
-        "reaches (three Redis round trips per request: the hit, then GET and TTL for the "
-        "RateLimit headers), JSON logs at INFO.\n\n"
+        "directives). Groundwork: ENV=production, rate limiter enabled as in production "
+        "with a limit it never reaches (the limiter-off run shows what it costs on this "
+        "route), JSON logs at INFO.\n\n"
         f"Machine load when the run started: {load_average()}.\n\n"
         f"Run: `.venv/bin/python bench/b1_baseline.py` (logs under {run_dir.relative_to(ROOT)}/)."
     )
