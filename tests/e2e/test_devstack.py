@@ -1,0 +1,231 @@
+"""``make run``'s embedded path, end to end: ``python -m backend.devstack`` with no
+DATABASE_URL / REDIS_URL starts real PostgreSQL and Redis from the wheels under an instance
+folder (here under tmp_path, never the developer's ./instance), gunicorn, a worker and the
+scheduler; Ctrl-C stops every process it started; a second run finds the data again.
+
+As root, pgserver runs postgres as its own `pgserver` system user: it chowns the data
+folder to that user and adds go+rx to each parent folder (tmp_path's included), so
+postgres can reach its data and socket. Nothing else needs loosening: the launcher,
+gunicorn, worker and Redis run as the test's user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg2
+import pytest
+import redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from backend.common.jobs import PendingJob, send_now
+from tests.e2e.processes import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+READY_LINE = "Press Ctrl-C to stop everything."
+
+
+@dataclass
+class Stack:
+    """One running ``python -m backend.devstack`` and what its banner said."""
+
+    process: subprocess.Popen
+    log_path: Path
+    port: int
+    banner: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def field(self, pattern: str) -> str:
+        found = re.search(pattern, self.banner)
+        assert found, f"{pattern!r} not in the banner:\n{self.banner}"
+        return found.group(1)
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        found = re.search(r"Demo staff admin\s+email: (\S+)\s+password: (\S+)", self.banner)
+        assert found, self.banner
+        return found.group(1), found.group(2)
+
+    @property
+    def database_url(self) -> str:
+        return self.field(r"PostgreSQL \(embedded\): (\S+)")
+
+    @property
+    def redis_url(self) -> str:
+        return self.field(r"Redis \(embedded\): (\S+)")
+
+    def pids(self) -> dict[str, int]:
+        """Every process of the stack: the named ones and all their descendants."""
+        named = dict(re.findall(r"(\w+)=(\d+)", self.field(r"Processes\s+(.+)")))
+        pids = {name: int(pid) for name, pid in named.items()}
+        for name, pid in list(pids.items()) + [("devstack", self.process.pid)]:
+            try:
+                for number, child in enumerate(psutil.Process(pid).children(recursive=True)):
+                    pids[f"{name}-child-{number}"] = child.pid
+            except psutil.NoSuchProcess:
+                pass
+        return pids
+
+
+def start_stack(instance: Path, run_dir: Path) -> Stack:
+    """``python -m backend.devstack`` the way `make run` starts it, minus the service URLs."""
+    env = {name: value for name, value in os.environ.items() if name not in {"DATABASE_URL", "REDIS_URL"}}
+    port = free_port()
+    env.update(PORT=str(port), GROUNDWORK_INSTANCE_DIR=str(instance), WEB_CONCURRENCY="2")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "devstack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.devstack"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, like a terminal's foreground job
+        )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if READY_LINE in text:
+            banner = text[text.rindex("Groundwork is running") :]
+            return Stack(process, log_path, port, banner)
+        if process.poll() is not None:
+            pytest.fail(f"devstack exited with {process.returncode} before serving:\n{text[-6000:]}")
+        time.sleep(0.2)
+    stop_stack(process)
+    pytest.fail(f"devstack not ready after 90 s:\n{log_path.read_text(errors='replace')[-6000:]}")
+
+
+def stop_stack(process: subprocess.Popen) -> int:
+    """Ctrl-C as a terminal sends it (SIGINT to the foreground group); the exit status."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+    return process.wait(60)
+
+
+def get(stack: Stack, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(stack.url + path, headers=headers)
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def run_job_and_wait(redis_url: str, func: str, queue: str, timeout: float = 30) -> Job:
+    connection = redis.Redis.from_url(redis_url)
+    job_id = f"devstack-test-{time.time_ns()}"
+    send_now(PendingJob(func, queue, {}, job_id=job_id, retries=0, timeout=60), connection)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        if job.get_status(refresh=True) in {"finished", "failed"}:
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"job {func} not run by the stack's worker within {timeout}s")
+
+
+def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cleanly(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    stack = start_stack(instance, tmp_path / "run1")
+    try:
+        pids = stack.pids()
+        assert {"gunicorn", "worker", "scheduler", "PostgreSQL", "Redis"} <= set(pids)
+        assert stack.database_url.startswith("postgresql://") and str(instance) in stack.database_url
+        assert stack.redis_url == f"unix://{instance}/redis/redis.sock"
+        assert any(name.startswith("gunicorn-child") for name in pids), "gunicorn started no workers"
+
+        status, _, body = get(stack, "/readyz")
+        readiness = json.loads(body)
+        assert status == 200, readiness
+        assert readiness["checks"]["database"]["ok"] and readiness["checks"]["redis"]["ok"]
+
+        status, headers, body = get(stack, "/docs")
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+        assert b"swagger-ui" in body.lower()
+        status, _, body = get(stack, "/openapi.json")
+        spec = json.loads(body)
+        assert status == 200 and spec["openapi"].startswith("3.")
+        assert isinstance(spec["paths"], dict) and spec["info"]["title"]
+        status, headers, body = get(stack, "/v1/no-such-route", **{"X-Request-ID": "devstack-e2e"})
+        assert status == 404 and json.loads(body)["error"]["request_id"] == "devstack-e2e"
+
+        # Secrets are kept for the next run and readable only by their owner.
+        secrets_file = instance / "dev-secrets.json"
+        assert secrets_file.stat().st_mode & 0o777 == 0o600
+        assert json.loads(secrets_file.read_text())["DEMO_STAFF_PASSWORD"] == stack.credentials[1]
+
+        # A job sent to the stack's Redis runs in its worker against its PostgreSQL: an
+        # expired Idempotency-Key record is purged, a fresh one stays (and must survive).
+        with psycopg2.connect(stack.database_url) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES "
+                "('devstack-test', 'old', 'x', now() - interval '30 days'), ('devstack-test', 'fresh', 'x', now())"
+            )
+        job = run_job_and_wait(stack.redis_url, "jobs.maintenance.purge_idempotency_keys", "periodic")
+        assert job.get_status() == "finished", job.latest_result()
+        assert rows(stack.database_url) == ["fresh"]
+        redis.Redis.from_url(stack.redis_url).set("devstack-test:marker", "kept")
+    finally:
+        exit_code = stop_stack(stack.process)
+    log = stack.log()
+    assert exit_code == 0, log[-6000:]
+    assert "devstack: stopped" in log
+    left = {name: pid for name, pid in pids.items() if alive(pid)}
+    assert not left, f"processes left running after Ctrl-C: {left}\n{log[-3000:]}"
+
+    # Second run on the same folder: same secrets, same data, no migration to apply.
+    again = start_stack(instance, tmp_path / "run2")
+    try:
+        assert again.credentials == stack.credentials
+        assert "Running upgrade" not in again.log()
+        assert rows(again.database_url) == ["fresh"]
+        assert redis.Redis.from_url(again.redis_url).get("devstack-test:marker") == b"kept"
+        status, _, _ = get(again, "/readyz")
+        assert status == 200
+        second_pids = again.pids()
+    finally:
+        exit_code = stop_stack(again.process)
+    assert exit_code == 0, again.log()[-6000:]
+    assert not [pid for pid in second_pids.values() if alive(pid)]
+
+
+def rows(database_url: str) -> list[str]:
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT key FROM idempotency_keys WHERE scope = 'devstack-test' ORDER BY key")
+        keys = [key for (key,) in cursor.fetchall()]
+    conn.close()
+    return keys
