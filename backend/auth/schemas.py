@@ -18,7 +18,16 @@ MAX_PROPERTIES = 50
 MAX_PROPERTIES_BYTES = 8192
 MAX_PROPERTY_KEY = 64
 
-Email = fields.Email(required=True, validate=validate.Length(max=254))
+
+
+class EmailField(fields.Email):
+    """An email address, trimmed and lower-cased (addresses are compared case-insensitively)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value.strip().lower() if isinstance(value, str) else value, attr, data, **kwargs)
+
+
+Email = EmailField(required=True, validate=validate.Length(max=254))
 # Long enough for any passphrase the policy accepts; the policy itself says what is wrong.
 Password = fields.String(required=True, validate=validate.Length(min=1, max=MAX_LENGTH * 4), load_only=True)
 DeviceName = fields.String(load_default=None, validate=validate.Length(max=100))
