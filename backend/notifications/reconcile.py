@@ -60,7 +60,7 @@ def reconcile(session: Session, *, lease_s: float, now: datetime | None = None) 
         "WHERE c.status = 'running' AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now"),
         {"now": now}).scalars().all()
     for campaign_id in due:
-        schedule_dispatch(session, campaign_id=campaign_id, due_instants=[now], now=now)
+        schedule_dispatch(session, campaign_id=campaign_id, due_instants=[now.replace(microsecond=0)], now=now)
     report.dispatched = len(due)
     upcoming = session.execute(text(
         "SELECT DISTINCT d.campaign_id, date_trunc('second', d.next_attempt_at) + interval '1 second' "
