@@ -7,7 +7,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from backend.auth import accounts, credentials, deletion, profile, sessions, tokens
+from backend.auth import accounts, credentials, deletion, factor_routes, profile, sessions, tokens
 from backend.auth.schemas import (
     DeletionCreateSchema,
     EmailChangeCreateSchema,
@@ -261,4 +261,4 @@ class Jwks(MethodView):
         return tokens.jwks()
 
 
-blueprints = [auth_blp, me_blp, keys_blp]
+blueprints = [auth_blp, me_blp, keys_blp, factor_routes.blp]

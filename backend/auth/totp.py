@@ -210,6 +210,24 @@ def create_mfa_challenge(*, user: User, device_name: str | None, platform: str |
     return {"mfa_required": True, "mfa_token": token, "methods": list(METHODS)}
 
 
+def sign_in_or_challenge(*, user: User, session: dict[str, Any]) -> dict[str, Any]:
+    """A first factor succeeded: tokens, or the second-step challenge when TOTP is on (commits)."""
+    from backend.auth.deletion import cancel_deletion
+    from backend.auth.principal import forget_state
+    from backend.auth.sessions import start_session
+
+    if user.status == "suspended":
+        db.session.rollback()
+        raise Forbidden("This account is suspended.", code="account_suspended")
+    if user.status == "pending_deletion":
+        cancel_deletion(user=user, commit=False)  # signing in keeps the account, as with a password
+    db.session.commit()
+    forget_state(users=[user.id], strict=False)
+    if user_requires_totp(user):
+        return create_mfa_challenge(user=user, **session)
+    return start_session(user=user, **session)
+
+
 def _live_challenge(mfa_token: str) -> MfaChallenge:
     """The challenge for ``mfa_token``, locked so concurrent answers to it take turns."""
     challenge = db.session.scalars(
@@ -233,7 +251,7 @@ def complete_mfa_login(*, mfa_token: str, code: str, ip: str | None) -> dict[str
     challenge = _live_challenge(mfa_token)
     user_id = challenge.user_id
     db.session.rollback()  # no row lock held while the guard talks to Redis
-    lockout.guard(kind="mfa", account=str(user_id), ip=ip)
+    lockout.guard(kind="otp", account=str(user_id), ip=ip)
     challenge = _live_challenge(mfa_token)
     if not _check_second_factor(user_id, code):
         challenge.failures += 1
@@ -242,9 +260,10 @@ def complete_mfa_login(*, mfa_token: str, code: str, ip: str | None) -> dict[str
         raise Unauthorized("That code is not valid.", code="mfa_code_invalid",
                            details={"attempts_remaining": remaining})
     challenge.consumed_at = utcnow()
+    lockout.succeeded(kind="otp", account=str(user_id))
     device = (challenge.device_name, challenge.platform, challenge.user_agent)
     db.session.commit()
     user = db.session.get(User, user_id)
-    if user is None or user.status != "active":
-        raise Forbidden("This account cannot sign in.", code="account_inactive")
+    if user is None or user.status == "suspended":  # suspended between the two steps
+        raise Forbidden("This account is suspended.", code="account_suspended")
     return start_session(user=user, device_name=device[0], platform=device[1], ip=ip, user_agent=device[2])
