@@ -166,7 +166,8 @@ def first_failure(children: list[Child], services: Services) -> str | None:
     for child in children:
         code = child.process.poll()
         if code is not None:
-            return f"{child.name} (pid {child.process.pid}) exited unexpectedly with status {code}"
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+            return f"{child.name} (pid {child.process.pid}) {how} unexpectedly"
     for server in services.embedded:
         if not server.running():
             return f"embedded {server.name} stopped unexpectedly (see its log under {server.data_dir})"

@@ -33,6 +33,7 @@ from rq.serializers import JSONSerializer
 
 from backend.common.jobs import PendingJob, send_now
 from tests.e2e.processes import ROOT, free_port
+from tests.services import Services
 
 pytestmark = pytest.mark.e2e
 
@@ -217,10 +218,49 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
         status, _, _ = get(again, "/readyz")
         assert status == 200
         second_pids = again.pids()
+        # A child dying on its own takes the whole stack down, saying which one.
+        os.kill(second_pids["worker"], signal.SIGKILL)
+        exit_code = again.process.wait(60)
     finally:
-        exit_code = stop_stack(again.process)
-    assert exit_code == 0, again.log()[-6000:]
-    assert not [pid for pid in second_pids.values() if alive(pid)]
+        stop_stack(again.process)
+    log = again.log()
+    assert exit_code != 0, log[-6000:]
+    assert f"worker (pid {second_pids['worker']}) was killed by SIGKILL unexpectedly" in log
+    left = {name: pid for name, pid in second_pids.items() if alive(pid)}
+    assert not left, f"processes left running after the worker died: {left}\n{log[-3000:]}"
+
+
+def test_devstack_with_service_urls_uses_them_and_starts_nothing_embedded(tmp_path: Path, services: Services) -> None:
+    instance = tmp_path / "instance"
+    database_url = services.create_database()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": services.redis_url,
+        "PORT": str(free_port()),
+        "GROUNDWORK_INSTANCE_DIR": str(instance),
+        "WEB_CONCURRENCY": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.devstack", "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    readiness = json.loads(re.search(r"devstack: readyz (\{.*\})", output).group(1))
+    assert readiness["status"] == "ready"
+    assert f"PostgreSQL (DATABASE_URL): {database_url}" in output
+    assert f"Redis (REDIS_URL): {services.redis_url}" in output
+    assert not (instance / "postgres").exists() and not (instance / "redis").exists()
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT version_num FROM alembic_version")
+        assert cursor.fetchone() is not None, "the migrations did not run on DATABASE_URL"
+    conn.close()
 
 
 def rows(database_url: str) -> list[str]:
