@@ -30,7 +30,7 @@ def _rate_limit_headers(response: Response) -> Response:
         f"{current.limit.amount};w={current.limit.get_expiry()}"
     )
     if response.status_code == 429:
-        response.headers["Retry-After"] = str(max(1, reset_in))
+        response.headers.setdefault("Retry-After", str(max(1, reset_in)))  # keep a more specific one
     return response
 
 
