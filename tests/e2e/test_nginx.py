@@ -37,6 +37,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 FORGED_ADDRESS = "203.0.113.66"  # TEST-NET-3: never a real client here
+LIMITED_PATH = "/v1/me"  # an API route under the default per-address limit
 
 
 class Answer:
@@ -130,15 +131,19 @@ def test_nginx_client_address_seen_by_app_is_the_peer_not_a_forged_header(
     stack: dict[str, Server],
     redis_conn: redis.Redis,
 ) -> None:
-    """The rate-limit key is the address the app sees (after ProxyFix)."""
+    """The rate-limit key of an API route is the address the app sees (after ProxyFix).
+
+    /v1/me without a token answers 401, but the per-address limit is counted first.
+    """
     nginx, gunicorn = stack["nginx"], stack["gunicorn"]
 
-    through_nginx = call(nginx.port, "GET", "/healthz", {"X-Forwarded-For": FORGED_ADDRESS})
+    through_nginx = call(nginx.port, "GET", LIMITED_PATH, {"X-Forwarded-For": FORGED_ADDRESS})
     # Control: gunicorn itself trusts exactly one X-Forwarded-For hop (that is why it must
     # only be reachable through nginx), so the key really reflects the address it resolved.
-    direct = call(gunicorn.port, "GET", "/healthz", {"X-Forwarded-For": "198.51.100.23"})
+    direct = call(gunicorn.port, "GET", LIMITED_PATH, {"X-Forwarded-For": "198.51.100.23"})
 
-    assert through_nginx.status == direct.status == 200
+    assert through_nginx.status == direct.status == 401
+    assert through_nginx.header("RateLimit-Limit"), "the route must be rate limited for this check"
     keys = [key.decode() for key in redis_conn.keys("*groundwork:rl*")]
     assert any("/198.51.100.23/" in key for key in keys), keys
     assert any("/127.0.0.1/" in key for key in keys), keys
