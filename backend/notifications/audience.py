@@ -19,22 +19,29 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     ColumnElement,
+    DateTime,
     Integer,
     Select,
     String,
+    Uuid,
+    Values,
     and_,
     case,
     cast,
+    column,
     exists,
     func,
     literal,
     or_,
     select,
+    values,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
 from backend.auth.models import User
+from backend.notifications.campaign_models import CampaignDelivery
 from backend.notifications.models import Device, NotificationPreference, Topic, TopicSubscription
 
 BUCKETS = 10_000  # variant/holdout resolution: 0.01 %
@@ -174,3 +181,45 @@ def distinct_zones(session: Session, audience: dict[str, Any], *, now: datetime)
     """The distinct device zones of the audience (few rows; drives per-zone due times)."""
     stmt = audience_select(audience, now=now, columns=[Device.time_zone]).distinct()
     return list(session.scalars(stmt))
+
+
+def zone_due_values(dues: dict[str, Any]) -> Values:
+    """A VALUES list of (zone, due_at) to join devices on (one row per distinct zone)."""
+    rows = [(zone, due.due_at) for zone, due in dues.items()]
+    return values(
+        column("zone", String), column("due_at", DateTime(timezone=True)), name="zone_due",
+    ).data(rows)
+
+
+def materialize_ledger(
+    session: Session, *, campaign_id: uuid.UUID, audience: dict[str, Any], category: str, arms: Sequence[Arm],
+    holdout_percent: int, dues: dict[str, Any], now: datetime,
+) -> int:
+    """INSERT … SELECT the campaign's ledger rows (ON CONFLICT DO NOTHING); returns rows added."""
+    if not dues:
+        return 0
+    zone_due = zone_due_values(dues)
+    variant = variant_of(campaign_id, arms, holdout_percent)
+    status = case(
+        (opted_out(category), literal("suppressed")),
+        (variant == "holdout", literal("held_out")),
+        else_=literal("pending"),
+    )
+    source = (
+        audience_select(audience, now=now, columns=[
+            literal(campaign_id, Uuid).label("campaign_id"), Device.id.label("device_id"), Device.user_id,
+            variant.label("variant"), Device.time_zone, Device.locale, status.label("status"),
+            zone_due.c.due_at.label("due_at"), zone_due.c.due_at.label("next_attempt_at"),
+        ])
+        .join(zone_due, zone_due.c.zone == Device.time_zone)
+    )
+    stmt = (
+        pg_insert(CampaignDelivery)
+        .from_select(
+            ["campaign_id", "device_id", "user_id", "variant", "time_zone", "locale", "status", "due_at",
+             "next_attempt_at"],
+            source,
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "device_id"])
+    )
+    return session.execute(stmt).rowcount

@@ -1,0 +1,129 @@
+"""Before launch: the dry run (audience per zone, variant and locale) and test sends."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from backend.auth.models import User
+from backend.common.db import utcnow
+from backend.common.errors import ValidationFailed
+from backend.notifications import schedule as sched
+from backend.notifications.audience import PUSHABLE_PERMISSIONS, Arm, audience_select, opted_out, variant_of
+from backend.notifications.campaign_models import Campaign
+from backend.notifications.campaigns import get_campaign, variants_of
+from backend.notifications.models import Device
+from backend.notifications.providers import OutgoingPush, get_provider
+from backend.notifications.templating import merged_message, personal_context, pick_locale, render_for
+
+SAMPLE_NAME = "Alex"  # shows marketers what personalisation looks like with data
+
+
+def _counts(rows: list[Any], key: str) -> dict[str, dict[str, int]]:
+    return {getattr(row, key): {"devices": row.devices, "users": row.users} for row in rows}
+
+
+def dry_run(session: Session, *, campaign_id: uuid.UUID) -> dict[str, Any]:
+    """Audience size in total, per zone (with due instants), per variant/holdout, per locale, samples."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    variants = variants_of(session, campaign.id)
+    arms = [Arm(v.key, v.weight) for v in variants] or [Arm("A", 1)]
+    now = utcnow()
+    variant = variant_of(campaign.id, arms, campaign.holdout_percent).label("variant")
+    suppressed = opted_out(campaign.category).label("suppressed")
+    inner = audience_select(campaign.audience, now=now, columns=[
+        Device.user_id, Device.time_zone, Device.locale, variant, suppressed]).subquery()
+    # One scan, four groupings: per zone, per variant, per locale, and the totals.
+    stmt = select(
+        inner.c.suppressed, inner.c.time_zone, inner.c.variant, inner.c.locale,
+        func.grouping(inner.c.time_zone, inner.c.variant, inner.c.locale).label("grouping"),
+        func.count().label("devices"), func.count(inner.c.user_id.distinct()).label("users"),
+    ).group_by(func.grouping_sets(
+        tuple_(inner.c.suppressed, inner.c.time_zone), tuple_(inner.c.suppressed, inner.c.variant),
+        tuple_(inner.c.suppressed, inner.c.locale), tuple_(inner.c.suppressed),
+    ))
+    result = session.execute(stmt).all()
+    rows = [row for row in result if not row.suppressed]
+    excluded = [row for row in result if row.suppressed and row.grouping == 7]
+    by_zone = [row for row in rows if row.grouping == 3]  # only time_zone kept
+    by_variant = [row for row in rows if row.grouping == 5]
+    by_locale = [row for row in rows if row.grouping == 6]
+    totals = next((row for row in rows if row.grouping == 7), None)
+    dues = sched.due_by_zone(campaign.schedule, [row.time_zone for row in by_zone], now=now)
+    total_devices = totals.devices if totals else 0
+    return {
+        "total": {"devices": total_devices, "users": totals.users if totals else 0},
+        "suppressed": {"devices": sum(r.devices for r in excluded), "users": sum(r.users for r in excluded)},
+        "by_time_zone": sorted(
+            ({**dues[row.time_zone].as_dict(), "devices": row.devices, "users": row.users} for row in by_zone),
+            key=lambda item: (item["due_at"], item["time_zone"])),
+        "by_variant": [
+            {"variant": key, **_counts(by_variant, "variant").get(key, {"devices": 0, "users": 0}),
+             "share": round(_counts(by_variant, "variant").get(key, {"devices": 0})["devices"] / total_devices, 4)
+             if total_devices else 0.0}
+            for key in [arm.key for arm in arms] + (["holdout"] if campaign.holdout_percent else [])
+        ],
+        "by_locale": sorted(
+            ({"locale": row.locale, "renders_as": pick_locale(campaign.message, row.locale), "devices": row.devices,
+              "users": row.users} for row in by_locale), key=lambda item: -item["devices"]),
+        "samples": _samples(campaign, variants),
+    }
+
+
+def _samples(campaign: Campaign, variants: list[Any]) -> list[dict[str, Any]]:
+    samples = []
+    overrides = {v.key: v.message_override for v in variants} or {"A": {}}
+    for key, override in overrides.items():
+        message = merged_message(campaign.message, override)
+        for code in sorted(message["locales"]):
+            plain = render_for(message, locale=code, context=personal_context(locale=code))
+            named = render_for(message, locale=code, context=personal_context(first_name=SAMPLE_NAME, locale=code))
+            samples.append({"variant": key, "locale": code, "title": plain.title, "body": plain.body,
+                            "title_with_name": named.title, "body_with_name": named.body})
+    return samples
+
+
+def test_send(session: Session, *, campaign_id: uuid.UUID, user_ids: list[uuid.UUID],
+              variant: str | None = None) -> dict[str, Any]:
+    """Send the campaign now to these users' devices, marked as a test; not in the ledger or stats."""
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    variants = {v.key: v.message_override for v in variants_of(session, campaign.id)} or {"A": {}}
+    key = variant or sorted(variants)[0]
+    if key not in variants:
+        raise ValidationFailed("No such variant.", code="variant_not_found", details={"variant": key})
+    message = merged_message(campaign.message, variants[key])
+    rows = session.execute(
+        select(Device.id, Device.token, Device.locale, Device.time_zone, User.id.label("user_id"), User.first_name,
+               User.display_name, User.properties)
+        .join(User, User.id == Device.user_id)
+        .where(User.id.in_(user_ids), Device.token.is_not(None), Device.disabled_at.is_(None),
+               Device.push_permission.in_(PUSHABLE_PERMISSIONS))
+        .order_by(User.id, Device.id)).all()
+    pushes, rendered = [], []
+    data = {str(k): str(v) for k, v in (message.get("data") or {}).items()}
+    data.update(campaign_id=str(campaign.id), variant=key, test="true")
+    for row in rows:
+        context = personal_context(first_name=row.first_name, display_name=row.display_name, locale=row.locale,
+                                   time_zone=row.time_zone, properties=row.properties)
+        text = render_for(message, locale=row.locale, context=context)
+        rendered.append((row, text))
+        pushes.append(OutgoingPush(
+            key=f"campaign-test:{campaign.id}:{row.id}:{uuid.uuid4().hex[:8]}", token=row.token,
+            title=text.title or None, body=text.body or None, image=message.get("image_url"), data=data,
+            deep_link=message.get("deep_link"), ttl_seconds=message.get("ttl_seconds"),
+            priority=message.get("priority") or "high", collapse_key=message.get("collapse_key"),
+            silent=bool(message.get("silent")), badge=message.get("badge"),
+            analytics_label=f"campaign-test-{campaign.id.hex}"))
+    results = get_provider(current_app).send(pushes) if pushes else []
+    reached = {row.user_id for row in rows}
+    return {
+        "results": [
+            {"user_id": row.user_id, "device_id": row.id, "locale": text.locale, "title": text.title,
+             "body": text.body, "outcome": str(result.outcome), "error_code": result.error_code}
+            for (row, text), result in zip(rendered, results, strict=True)
+        ],
+        "users_without_devices": [uid for uid in user_ids if uid not in reached],
+    }

@@ -1,0 +1,50 @@
+"""Campaign jobs: turn a launched campaign into its send ledger, then schedule dispatch."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import select
+
+from backend.common.db import utcnow
+from backend.extensions import db
+from backend.notifications import schedule as sched
+from backend.notifications.audience import Arm, distinct_zones, materialize_ledger
+from backend.notifications.campaign_models import Campaign, CampaignDelivery
+from backend.notifications.campaigns import variants_of
+from backend.notifications.dispatch import schedule_dispatch
+
+log = logging.getLogger(__name__)
+
+
+def materialize_campaign(*, campaign_id: str) -> int:
+    """Write one ledger row per (campaign, device) in SQL; safe to run twice or concurrently."""
+    session = db.session
+    # The row lock serialises concurrent runs: the second one finds every row present.
+    campaign = session.scalar(select(Campaign).where(Campaign.id == uuid.UUID(campaign_id)).with_for_update())
+    if campaign is None or campaign.status not in ("scheduled", "running", "paused"):
+        session.rollback()
+        return 0
+    now = utcnow()
+    # Due instants are computed in Python over the few distinct zones, then joined in SQL.
+    zones = distinct_zones(session, campaign.audience, now=now)
+    dues = sched.due_by_zone(campaign.schedule, zones, now=now)
+    arms = [Arm(v.key, v.weight) for v in variants_of(session, campaign.id)] or [Arm("A", 1)]
+    added = materialize_ledger(
+        session, campaign_id=campaign.id, audience=campaign.audience, category=campaign.category, arms=arms,
+        holdout_percent=campaign.holdout_percent, dues=dues, now=now,
+    )
+    instants = list(session.scalars(
+        select(CampaignDelivery.next_attempt_at).where(
+            CampaignDelivery.campaign_id == campaign.id, CampaignDelivery.status.in_(("pending", "deferred")),
+        ).distinct()))
+    if campaign.status == "scheduled":
+        if instants:
+            campaign.status = "running"
+        else:
+            campaign.status, campaign.completed_at = "completed", now
+    if campaign.status == "running":
+        schedule_dispatch(session, campaign_id=campaign.id, due_instants=instants, now=now)
+    session.commit()
+    log.info("campaign %s materialized: %d rows added, %d due instants", campaign_id, added, len(instants))
+    return added
