@@ -153,3 +153,23 @@ def create_staff_account(*, email: str, password: str, role: str) -> User:
     return user
 
 
+
+
+def suspend_account(*, user_id: Any, reason: str | None = None) -> User:
+    """Suspend an account: every session ends now (``account_suspended``) and sign-in is refused (commits)."""
+    from backend.auth.sessions import end_all_sessions
+
+    user = load_user(user_id)
+    user.status, user.suspended_at, user.suspended_reason = "suspended", utcnow(), (reason or "")[:500] or None
+    end_all_sessions(user=user, reason="account_suspended")
+    return user
+
+
+def reinstate_account(*, user_id: Any) -> User:
+    """Lift a suspension; the user signs in again (commits)."""
+    user = load_user(user_id)
+    forget_state(users=[user.id])
+    user.status, user.suspended_at, user.suspended_reason = "active", None, None
+    db.session.commit()
+    forget_state(users=[user.id], strict=False)
+    return user

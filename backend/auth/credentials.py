@@ -17,7 +17,7 @@ from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state
 from backend.auth.sessions import end_all_sessions, start_session
 from backend.common.db import utcnow
-from backend.common.errors import Conflict, NotFound
+from backend.common.errors import Conflict, NotFound, ValidationFailed
 from backend.extensions import db
 
 
@@ -52,12 +52,17 @@ def _set_password(user: User, password: str) -> None:
 def reset_password(*, token: str, password: str, ip: str | None) -> None:
     """Redeem a reset link: new password, every session ended, nobody signed in (commits)."""
     lockout.guard(kind="reset", ip=ip)
+    check_password_policy(password)  # before redeeming: a refused password must not use up the link
     redeemed = onetime.redeem(token=token, purpose="reset_password")
     user = db.session.get(User, redeemed.user_id)
     if user is None or user.email != redeemed.email:
         db.session.rollback()
         raise onetime.LinkInvalid("This link is for an address the account no longer uses.")
-    _set_password(user, password)
+    try:
+        _set_password(user, password)
+    except ValidationFailed:
+        db.session.rollback()
+        raise
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # the link proved the mailbox
     end_all_sessions(user=user, reason="password_changed", commit=False)
