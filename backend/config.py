@@ -90,6 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FCM_CREDENTIALS_FILE", str, "", "path of the FCM service-account JSON"),
     Setting("FCM_PROJECT_ID", str, "", "Firebase project ID (default: from the credentials file)"),
     Setting("FCM_ENDPOINT", str, "", "override of FCM's base URL (tests, local fake)"),
+    Setting("INBOX_STREAM_LIFETIME_S", float, "55", "seconds an inbox SSE stream stays open before the client reconnects (frees the web worker)"),
+    Setting("INBOX_STREAM_HEARTBEAT_S", float, "15", "seconds between SSE heartbeat comments (each also polls PostgreSQL for missed entries)"),
     Setting("GOOGLE_CLIENT_IDS", _csv, "", "accepted `aud` values of Google ID tokens"),
     Setting("APPLE_CLIENT_IDS", _csv, "", "accepted `aud` values of Apple ID tokens"),
     Setting("GOOGLE_JWKS_URL", str, "https://www.googleapis.com/oauth2/v3/certs", "Google's signing keys"),

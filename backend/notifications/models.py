@@ -21,13 +21,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.common.db import Base, TimestampMixin, new_uuid
 
 CATEGORIES = ("transactional", "social", "promotional", "re_engagement")
 PRIORITIES = ("high", "normal")
-DELIVERY_STATUSES = ("pending", "sending", "sent", "deferred", "failed", "expired", "unknown")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "deferred", "failed", "expired", "suppressed", "unknown")
 
 
 class Device(TimestampMixin, Base):
@@ -103,6 +103,8 @@ class TopicSubscription(Base):
     topic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    topic: Mapped[Topic] = relationship(lazy="joined")
 
 
 class Notification(Base):

@@ -117,7 +117,7 @@ def upgrade():
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'deferred', 'failed', 'expired', 'unknown')", name=op.f('ck_notification_deliveries_status_known')),
+    sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'deferred', 'failed', 'expired', 'suppressed', 'unknown')", name=op.f('ck_notification_deliveries_status_known')),
     sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_notification_deliveries_device_id_devices'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['notification_id'], ['notifications.id'], name=op.f('fk_notification_deliveries_notification_id_notifications'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_deliveries')),

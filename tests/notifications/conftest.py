@@ -11,6 +11,7 @@ from flask import Flask
 from backend.app import create_app
 from backend.auth.models import User
 from backend.extensions import db
+from tests.auth.conftest import auth_headers, make_user  # noqa: F401 - shared sign-in fixtures
 from tests.conftest import app_settings
 from tests.fakes.fcm_server import FakeFcmControl, running_fake_fcm
 
