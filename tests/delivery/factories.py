@@ -1,12 +1,13 @@
 """Rows for delivery tests: users with devices, campaigns and their ledger, inserted directly."""
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend.auth.models import User
 from backend.notifications.campaign_models import Campaign, CampaignDelivery
@@ -73,3 +74,37 @@ def statuses(session: Any, campaign_id: uuid.UUID) -> dict[str, int]:
     for row in ledger(session, campaign_id):
         counts[row.status] = counts.get(row.status, 0) + 1
     return counts
+
+
+def bulk_campaign(session: Any, count: int, *, due_at: datetime, token_prefix: str = "tok",
+                  zones: list[str] | None = None, due_by_zone: dict[str, datetime] | None = None,
+                  **fields: Any) -> uuid.UUID:
+    """``count`` users with one device each and a running campaign over them, written in SQL (fast)."""
+    tag = uuid.uuid4().hex[:10]
+    zone_list = zones or ["UTC"]
+    session.execute(text(
+        "INSERT INTO users (id, email, time_zone) "
+        "SELECT gen_random_uuid(), 'b' || i || '-' || :tag || '@example.test', "
+        "(CAST(:zones AS text[]))[1 + i % cardinality(CAST(:zones AS text[]))] FROM generate_series(1, :n) i"),
+        {"tag": tag, "n": count, "zones": zone_list})
+    session.execute(text(
+        "INSERT INTO devices (id, user_id, installation_id, token, platform, time_zone, locale) "
+        "SELECT gen_random_uuid(), u.id, 'inst-' || u.id, :prefix || '-' || u.id, 'android', u.time_zone, 'en' "
+        "FROM users u WHERE u.email LIKE :pattern"), {"prefix": token_prefix, "pattern": f"%-{tag}@example.test"})
+    campaign = Campaign(name=fields.pop("name", f"bulk {tag}"), status=fields.pop("status", "running"),
+                        category=fields.pop("category", "promotional"), audience={"type": "all"},
+                        message=fields.pop("message", MESSAGE), schedule={"type": "at", "send_at": due_at.isoformat()},
+                        launched_at=due_at, **fields)
+    session.add(campaign)
+    session.flush()
+    dues = due_by_zone or {}
+    session.execute(text(
+        "INSERT INTO campaign_deliveries (campaign_id, device_id, user_id, variant, time_zone, locale, status, "
+        "due_at, next_attempt_at) SELECT :c, d.id, d.user_id, 'A', d.time_zone, d.locale, 'pending', "
+        "COALESCE(CAST(CAST(:dues AS jsonb) ->> d.time_zone AS timestamptz), :due), "
+        "COALESCE(CAST(CAST(:dues AS jsonb) ->> d.time_zone AS timestamptz), :due) "
+        "FROM devices d JOIN users u ON u.id = d.user_id WHERE u.email LIKE :pattern"),
+        {"c": campaign.id, "due": due_at, "pattern": f"%-{tag}@example.test",
+         "dues": json.dumps({zone: at.isoformat() for zone, at in dues.items()})})
+    session.commit()
+    return campaign.id
