@@ -5,7 +5,7 @@ import uuid
 
 from backend.extensions import db
 from backend.notifications.providers import get_provider
-from backend.notifications.transactional_delivery import deliver
+from backend.notifications.transactional_delivery import deliver, reconcile
 
 
 def deliver_notifications(*, notification_ids: list[str], attempt: int = 1) -> dict:
@@ -13,3 +13,8 @@ def deliver_notifications(*, notification_ids: list[str], attempt: int = 1) -> d
     report = deliver(db.session, get_provider(), notification_ids=[uuid.UUID(i) for i in notification_ids],
                      attempt=attempt)
     return {"outcomes": report.outcomes, "retry_at": report.retry_at.isoformat() if report.retry_at else None}
+
+
+def reconcile_transactional_pushes() -> int:
+    """Periodic: find due pushes whose job never ran (lost enqueue, Redis flush) and enqueue them."""
+    return reconcile(db.session)

@@ -117,6 +117,7 @@ class Notification(Base):
         # The inbox reads newest first per user, and counts the unread.
         Index("ix_notifications_user_created", "user_id", "created_at", "id"),
         Index("ix_notifications_user_unread", "user_id", postgresql_where=text("read_at IS NULL")),
+        Index("ix_notifications_push_due_at", "push_due_at", postgresql_where=text("campaign_id IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -136,6 +137,8 @@ class Notification(Base):
     collapse_key: Mapped[str | None] = mapped_column(String(64))
     silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     badge: Mapped[int | None] = mapped_column(Integer)
+    # When the push is due (after quiet hours); the reconciler finds due pushes whose job was lost.
+    push_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -148,6 +151,7 @@ class NotificationDelivery(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "device_id"),
         CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status_known"),
+        Index("ix_notification_deliveries_retry", "next_attempt_at", postgresql_where=text("status = 'deferred'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -157,6 +161,7 @@ class NotificationDelivery(TimestampMixin, Base):
     error: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

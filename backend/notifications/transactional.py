@@ -89,6 +89,7 @@ def _send(session: Session, *, user_ids: list[uuid.UUID], content: PushContent, 
     for notification in notifications:
         window = windows.get(notification.user_id)
         deliver_at = window.ends_after(now) if window is not None and window.contains(now) else None
+        notification.push_due_at = deliver_at or now
         by_time[deliver_at].append(notification.id)
     for deliver_at, ids in by_time.items():
         for start in range(0, len(ids), JOB_CHUNK):

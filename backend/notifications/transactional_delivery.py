@@ -75,9 +75,13 @@ def deliver(session: Session, provider: PushProvider, *, notification_ids: list[
             if row.status == "deferred":
                 needs_retry = True
                 retry_after = max(retry_after, wait)
+                row.next_attempt_at = utcnow() + timedelta(seconds=wait)
         session.commit()
     if needs_retry:
         report.retry_at = utcnow() + timedelta(seconds=retry_after)
+        session.execute(update(NotificationDelivery).where(
+            NotificationDelivery.notification_id.in_(list(notifications)), NotificationDelivery.status == "deferred",
+        ).values(next_attempt_at=report.retry_at))  # the batch retries together, at its longest wait
         enqueue_after_commit(session, PUSH_JOB, queue="push", at=report.retry_at, retries=3,
                              job_id=f"push-retry-{min(notification_ids)}-{attempt + 1}",
                              notification_ids=[str(i) for i in notification_ids], attempt=attempt + 1)
@@ -111,6 +115,10 @@ def _settle_before_sending(session: Session, notifications: dict[uuid.UUID, Noti
             session.execute(update(NotificationDelivery).where(
                 *waiting, NotificationDelivery.notification_id == notification.id
             ).values(status="expired" if expired else "suppressed"))
+    unreachable = select(Device.id).where(Device.id == NotificationDelivery.device_id, Device.token.is_not(None),
+                                          Device.disabled_at.is_(None))
+    session.execute(update(NotificationDelivery).where(*waiting, ~unreachable.exists()).values(
+        status="failed", error="device_unavailable"))  # token pruned or moved since the row was made
     session.execute(update(NotificationDelivery).where(
         NotificationDelivery.status == "sending", NotificationDelivery.updated_at < now - STALE_CLAIM,
         NotificationDelivery.notification_id.in_(list(notifications)),
@@ -174,3 +182,44 @@ def _record(session: Session, row: NotificationDelivery, result: PushResult, att
     if result.outcome is Outcome.AUTH_ERROR:
         log.error("push credentials rejected by the provider: %s", result.detail)
     return 0.0
+
+
+# How late a due push may be before the reconciler assumes its job was lost (a Redis flush,
+# an enqueue that failed after commit), and how far back it looks.
+RECONCILE_GRACE = timedelta(minutes=2)
+RECONCILE_HORIZON = timedelta(hours=24)
+
+
+def overdue_work(session: Session, *, now: datetime | None = None) -> list[tuple[list[uuid.UUID], int]]:
+    """(notification ids, attempt) whose job should have run by now, from PostgreSQL alone."""
+    now = now or utcnow()
+    due = now - RECONCILE_GRACE
+    has_rows = select(NotificationDelivery.id).where(NotificationDelivery.notification_id == Notification.id)
+    has_device = select(Device.id).where(Device.user_id == Notification.user_id, Device.token.is_not(None),
+                                         Device.disabled_at.is_(None), Device.push_permission != "denied")
+    never_started = list(session.scalars(select(Notification.id).where(
+        Notification.campaign_id.is_(None), Notification.push_due_at <= due,
+        Notification.push_due_at > now - RECONCILE_HORIZON, ~has_rows.exists(), has_device.exists(),
+    ).limit(5000)))
+    work = [(never_started[i:i + BATCH], 1) for i in range(0, len(never_started), BATCH)]
+    stalled = session.execute(select(NotificationDelivery.notification_id, NotificationDelivery.attempts).where(
+        NotificationDelivery.status == "deferred", NotificationDelivery.next_attempt_at <= due,
+    ).limit(5000)).all()
+    by_attempt: dict[int, set[uuid.UUID]] = {}
+    for notification_id, attempts in stalled:
+        by_attempt.setdefault(attempts + 1, set()).add(notification_id)
+    for attempt, ids in sorted(by_attempt.items()):
+        ordered = sorted(ids)
+        work.extend((ordered[i:i + BATCH], attempt) for i in range(0, len(ordered), BATCH))
+    return work
+
+
+def reconcile(session: Session) -> int:
+    """Re-enqueue overdue transactional pushes (the ledger makes a duplicate job harmless)."""
+    work = overdue_work(session)
+    for ids, attempt in work:
+        enqueue_after_commit(session, PUSH_JOB, queue="push", retries=3,
+                             job_id=f"push-reconcile-{min(ids)}-{attempt}",
+                             notification_ids=[str(i) for i in ids], attempt=attempt)
+    session.commit()
+    return len(work)

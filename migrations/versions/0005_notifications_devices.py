@@ -94,6 +94,7 @@ def upgrade():
     sa.Column('collapse_key', sa.String(length=64), nullable=True),
     sa.Column('silent', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('badge', sa.Integer(), nullable=True),
+    sa.Column('push_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('read_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('opened_at', sa.DateTime(timezone=True), nullable=True),
@@ -105,6 +106,7 @@ def upgrade():
     op.create_index(op.f('ix_notifications_campaign_id'), 'notifications', ['campaign_id'], unique=False)
     op.create_index('ix_notifications_user_created', 'notifications', ['user_id', 'created_at', 'id'], unique=False)
     op.create_index('ix_notifications_user_unread', 'notifications', ['user_id'], unique=False, postgresql_where=sa.text('read_at IS NULL'))
+    op.create_index('ix_notifications_push_due_at', 'notifications', ['push_due_at'], unique=False, postgresql_where=sa.text('campaign_id IS NULL'))
     op.create_table('notification_deliveries',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('notification_id', sa.Uuid(), nullable=False),
@@ -113,6 +115,7 @@ def upgrade():
     sa.Column('error', sa.String(length=64), nullable=True),
     sa.Column('detail', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('provider_message_id', sa.String(length=255), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -124,6 +127,7 @@ def upgrade():
     sa.UniqueConstraint('notification_id', 'device_id', name=op.f('uq_notification_deliveries_notification_id_device_id'))
     )
     op.create_index(op.f('ix_notification_deliveries_device_id'), 'notification_deliveries', ['device_id'], unique=False)
+    op.create_index('ix_notification_deliveries_retry', 'notification_deliveries', ['next_attempt_at'], unique=False, postgresql_where=sa.text("status = 'deferred'"))
     op.create_table('push_outbox',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
@@ -139,8 +143,10 @@ def upgrade():
 def downgrade():
     op.drop_index(op.f('ix_push_outbox_created_at'), table_name='push_outbox')
     op.drop_table('push_outbox')
+    op.drop_index('ix_notification_deliveries_retry', table_name='notification_deliveries', postgresql_where=sa.text("status = 'deferred'"))
     op.drop_index(op.f('ix_notification_deliveries_device_id'), table_name='notification_deliveries')
     op.drop_table('notification_deliveries')
+    op.drop_index('ix_notifications_push_due_at', table_name='notifications', postgresql_where=sa.text('campaign_id IS NULL'))
     op.drop_index('ix_notifications_user_unread', table_name='notifications', postgresql_where=sa.text('read_at IS NULL'))
     op.drop_index('ix_notifications_user_created', table_name='notifications')
     op.drop_index(op.f('ix_notifications_campaign_id'), table_name='notifications')

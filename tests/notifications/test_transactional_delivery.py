@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
@@ -9,8 +10,8 @@ from sqlalchemy import select
 from backend.common.jobs import get_queue
 from backend.extensions import db
 from backend.notifications.devices import DeviceInfo, register_device
-from backend.notifications.models import Device, NotificationDelivery
-from backend.notifications.preferences import set_preferences, set_quiet_hours
+from backend.notifications.models import Device, Notification, NotificationDelivery
+from backend.notifications.preferences import QuietWindow, set_preferences, set_quiet_hours
 from backend.notifications.topics import subscribe
 from backend.notifications.transactional import PushContent, send_to_topic, send_to_user
 from jobs.push import deliver_notifications
@@ -147,7 +148,7 @@ def test_disabled_category_is_suppressed(app, db_session, run_jobs, fake_fcm, ne
 def test_quiet_hours_defer_non_transactional_until_local_morning(app, db_session, run_jobs, fake_fcm, new_user):
     user = new_user()
     device(user, "night-token", time_zone="Pacific/Chatham")  # UTC+12:45/+13:45
-    now_local = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo("Pacific/Chatham"))
+    now_local = datetime.now(UTC).astimezone(ZoneInfo("Pacific/Chatham"))
     start = (now_local - timedelta(hours=1)).time().replace(second=0, microsecond=0)
     end = (now_local + timedelta(hours=2)).time().replace(second=0, microsecond=0)
     set_quiet_hours(db.session, user_id=user.id, start=start, end=end, time_zone=None)
@@ -166,10 +167,6 @@ def test_quiet_hours_defer_non_transactional_until_local_morning(app, db_session
 
 
 def test_quiet_window_wraps_midnight(app, db_session):
-    from zoneinfo import ZoneInfo
-
-    from backend.notifications.preferences import QuietWindow
-
     window = QuietWindow(time(22), time(7), "America/New_York")
     tz = ZoneInfo("America/New_York")
     assert window.contains(datetime(2026, 1, 5, 23, 30, tzinfo=tz))
@@ -195,3 +192,49 @@ def test_send_to_topic_reaches_followers_only(app, db_session, run_jobs, fake_fc
     run_jobs(("push",))
     assert [m["token"] for m in fake_fcm.messages()] == ["fan-token"]
     assert send_to_topic(db.session, name="nobody.follows", content=PushContent(title="x")).recipients == 0
+
+
+def test_reconciler_finds_pushes_whose_job_was_lost(app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
+    from backend.notifications.transactional_delivery import reconcile
+    from jobs.push import reconcile_transactional_pushes
+
+    user = new_user()
+    device(user, "lost-token")
+    summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Lost job"))
+    redis_conn.flushdb()  # Redis loses the queued job
+    assert reconcile(db.session) == 0  # not overdue yet: its job may still be on its way
+    notification = db.session.get(Notification, summary.notification_ids[0])
+    notification.push_due_at -= timedelta(minutes=5)
+    db.session.commit()
+    assert reconcile_transactional_pushes() == 1
+    run_jobs(("push",))
+    assert [m["token"] for m in fake_fcm.messages()] == ["lost-token"]
+    assert reconcile(db.session) == 0  # delivered: nothing left to find
+
+
+def test_reconciler_reenqueues_stalled_retries_once_they_are_overdue(
+        app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
+    from backend.notifications.transactional_delivery import overdue_work
+
+    user = new_user()
+    device(user, "retry-token")
+    fake_fcm.configure(fail_next=1, fail_next_code="QUOTA_EXCEEDED", retry_after_s=60)
+    summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Retry me"))
+    run_jobs(("push",))
+    redis_conn.flushdb()  # the scheduled retry is lost
+    assert overdue_work(db.session) == []
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert overdue_work(db.session, now=later) == [([summary.notification_ids[0]], 2)]
+
+
+def test_expired_ttl_is_not_sent_on_retry(app, db_session, run_jobs, fake_fcm, new_user):
+    user = new_user()
+    device(user, "ttl-token")
+    summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Flash", ttl_seconds=0))
+    fake_fcm.configure(fail_next=3, fail_next_code="UNAVAILABLE")  # outlasts the sender's quick retries
+    run_jobs(("push",))
+    assert ledger(summary.notification_ids[0]) == {"inst-ttl-token": "deferred"}
+    result = deliver_notifications(notification_ids=[str(summary.notification_ids[0])], attempt=2)
+    assert result["outcomes"] == {}
+    assert ledger(summary.notification_ids[0]) == {"inst-ttl-token": "expired"}
+    assert fake_fcm.messages() == []
