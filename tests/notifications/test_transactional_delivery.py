@@ -238,3 +238,38 @@ def test_expired_ttl_is_not_sent_on_retry(app, db_session, run_jobs, fake_fcm, n
     assert result["outcomes"] == {}
     assert ledger(summary.notification_ids[0]) == {"inst-ttl-token": "expired"}
     assert fake_fcm.messages() == []
+
+
+def test_concurrent_runs_of_one_job_send_each_device_once(committed_app, fake_fcm):
+    import threading
+
+    from backend.auth.models import User
+
+    app = committed_app
+    with app.app_context():
+        user = User(email="racer@example.test")
+        db.session.add(user)
+        db.session.commit()
+        for i in range(20):
+            device(user, f"race-token-{i:02d}")
+        summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Once"))
+        ids = [str(i) for i in summary.notification_ids]
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                deliver_notifications(notification_ids=ids)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    tokens = [m["token"] for m in fake_fcm.messages()]
+    assert sorted(tokens) == [f"race-token-{i:02d}" for i in range(20)]
