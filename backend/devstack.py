@@ -60,7 +60,7 @@ class DevstackError(RuntimeError):
 
 def say(message: str) -> None:
     """A launcher line on stdout, told apart from the children's log lines."""
-    print(f"devstack: {message}", flush=True)
+    print(f"devstack: {time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -78,6 +78,7 @@ def listen_port(environ: dict[str, str]) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise DevstackError(f"PORT={raw!r} is not a port number")
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn: TIME_WAIT is no conflict
         try:
             probe.bind((HOST, int(raw)))
         except OSError as exc:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil  # installed with pgserver
 import psycopg2
 
 from backend.embedded import postgres_server, start_redis, stop_process
@@ -32,6 +35,8 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or adopt an already running) server; returns the URL of the app's database."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_pid_file(self.data_dir / "postmaster.pid")
         # stop_on_exit=False: pgserver's atexit hook refuses to stop a server whose handle
         # list still names a crashed earlier launcher, so stopping is done in stop().
         # As root, pgserver runs postgres as the `pgserver` user: it chowns data_dir to it
@@ -46,21 +51,49 @@ class EmbeddedPostgres:
 
     def running(self) -> bool:
         """Whether the postmaster is still alive."""
-        info = self.server.get_postmaster_info() if self.server else None
-        return bool(info and info.is_running())
+        process = self.server.get_postmaster_info().process if self.server else None
+        return process is not None and _alive(process)
 
-    def stop(self) -> None:
-        """Fast shutdown: sessions are ended, everything committed stays on disk."""
-        if not self.running():
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT to the postmaster): sessions end, everything committed stays.
+
+        A signal rather than ``pg_ctl stop``: pg_ctl runs as the `pgserver` user and fails
+        when a parent folder stopped being traversable by it after the start (a concurrent
+        pytest resets /tmp/pytest-of-<user> to 0700, for one); a signal from us always lands.
+        """
+        process = self.server.get_postmaster_info().process if self.server else None
+        if process is None or not _alive(process):
             return
-        from pgserver._commands import pg_ctl
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while _alive(process) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(process):
+            process.kill()
 
-        try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            process = self.server.get_postmaster_info().process
-            if process is not None and process.is_running():
-                process.kill()
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _remove_stale_pid_file(pid_file: Path) -> None:
+    """Drop a postmaster.pid naming a dead or unrelated process (a crash, a reused PID).
+
+    pgserver would take such a file for a running server and hand out a dead socket.
+    """
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        process = psutil.Process(pid)
+        if _alive(process) and process.name().startswith("postgres"):
+            return
+    except (OSError, ValueError, IndexError):
+        return  # no file, or one being written: leave it to PostgreSQL
+    except psutil.NoSuchProcess:
+        pass
+    pid_file.unlink(missing_ok=True)
 
 
 def _create_database(admin_url: str, name: str) -> None:
@@ -110,8 +143,6 @@ class EmbeddedRedis:
 
 def _end_stale_redis(pid_file: Path) -> None:
     """Stop the redis-server of a launcher that was killed, so two never share a folder."""
-    import psutil  # installed with pgserver
-
     try:
         pid = int(pid_file.read_text())
         process = psutil.Process(pid)

@@ -1,13 +1,11 @@
 """The demo staff admin ``make run`` creates once, through the accounts service."""
 from __future__ import annotations
 
+from backend.auth.accounts import create_staff_account, find_by_email
+
 
 def ensure_demo_staff(*, email: str, password: str) -> str:
     """Create the demo staff admin unless an account with ``email`` exists; says which happened."""
-    try:
-        from backend.auth.accounts import create_staff_account, find_by_email
-    except ImportError:
-        return "not created: the accounts service (backend.auth.accounts) is not there yet"
     # An existing account is left alone: its password may have been changed since.
     if find_by_email(email) is not None:
         return "exists"

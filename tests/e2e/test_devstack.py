@@ -4,9 +4,13 @@ folder (here under tmp_path, never the developer's ./instance), gunicorn, a work
 scheduler; Ctrl-C stops every process it started; a second run finds the data again.
 
 As root, pgserver runs postgres as its own `pgserver` system user: it chowns the data
-folder to that user and adds go+rx to each parent folder (tmp_path's included), so
-postgres can reach its data and socket. Nothing else needs loosening: the launcher,
-gunicorn, worker and Redis run as the test's user.
+folder to that user and adds go+rx to each parent folder so postgres can reach its data
+and socket. /tmp/pytest-of-root is not such a parent: every pytest session that starts
+resets it to 0700 (several run at once on this machine), which would lock the `pgserver`
+user out mid-test. So tmp_path/instance is a link to a folder made in the system temp
+folder, which stays traversable; the launcher and pgserver resolve the link, and the
+folder is deleted afterwards. The launcher, gunicorn, worker and Redis run as the
+test's user and need nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +132,18 @@ def stop_stack(process: subprocess.Popen) -> int:
 
 
 def get(stack: Stack, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(stack.url + path, headers=headers)
+    return call(urllib.request.Request(stack.url + path, headers=headers))
+
+
+def post_json(stack: Stack, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        stack.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    status, _, answer = call(request)
+    return status, json.loads(answer)
+
+
+def call(request: urllib.request.Request) -> tuple[int, dict[str, str], bytes]:
     opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(request, timeout=10) as response:
@@ -159,14 +177,26 @@ def run_job_and_wait(redis_url: str, func: str, queue: str, timeout: float = 30)
     pytest.fail(f"job {func} not run by the stack's worker within {timeout}s")
 
 
-def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cleanly(tmp_path: Path) -> None:
-    instance = tmp_path / "instance"
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path/instance, linked to a folder the `pgserver` user can always reach (see above)."""
+    real = Path(tempfile.mkdtemp(prefix="groundwork-devstack-"))
+    link = tmp_path / "instance"
+    link.symlink_to(real, target_is_directory=True)
+    yield link
+    shutil.rmtree(real, ignore_errors=True)
+
+
+def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cleanly(
+    tmp_path: Path, instance: Path
+) -> None:
     stack = start_stack(instance, tmp_path / "run1")
     try:
         pids = stack.pids()
         assert {"gunicorn", "worker", "scheduler", "PostgreSQL", "Redis"} <= set(pids)
-        assert stack.database_url.startswith("postgresql://") and str(instance) in stack.database_url
-        assert stack.redis_url == f"unix://{instance}/redis/redis.sock"
+        folder = instance.resolve()
+        assert stack.database_url.startswith("postgresql://") and str(folder) in stack.database_url
+        assert stack.redis_url == f"unix://{folder}/redis/redis.sock"
         assert any(name.startswith("gunicorn-child") for name in pids), "gunicorn started no workers"
 
         status, _, body = get(stack, "/readyz")
@@ -180,9 +210,17 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
         status, _, body = get(stack, "/openapi.json")
         spec = json.loads(body)
         assert status == 200 and spec["openapi"].startswith("3.")
-        assert isinstance(spec["paths"], dict) and spec["info"]["title"]
+        assert "/v1/auth/login" in spec["paths"]
         status, headers, body = get(stack, "/v1/no-such-route", **{"X-Request-ID": "devstack-e2e"})
         assert status == 404 and json.loads(body)["error"]["request_id"] == "devstack-e2e"
+
+        # The printed demo credentials sign in, as a verified admin.
+        email, password = stack.credentials
+        status, tokens = post_json(stack, "/v1/auth/login", {"email": email, "password": password})
+        assert status == 200, tokens
+        status, _, body = get(stack, "/v1/me", Authorization=f"Bearer {tokens['access_token']}")
+        me = json.loads(body)
+        assert status == 200 and me["role"] == "admin" and me["email"] == email, me
 
         # Secrets are kept for the next run and readable only by their owner.
         secrets_file = instance / "dev-secrets.json"
@@ -204,14 +242,18 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
         exit_code = stop_stack(stack.process)
     log = stack.log()
     assert exit_code == 0, log[-6000:]
-    assert "devstack: stopped" in log
+    assert re.search(r"^devstack: [0-9:]+ stopped$", log, re.MULTILINE), log[-3000:]
     left = {name: pid for name, pid in pids.items() if alive(pid)}
     assert not left, f"processes left running after Ctrl-C: {left}\n{log[-3000:]}"
 
-    # Second run on the same folder: same secrets, same data, no migration to apply.
+    # Second run on the same folder: same secrets, same data, no migration to apply, and
+    # the access token from the first run still works (same signing key, same session).
     again = start_stack(instance, tmp_path / "run2")
     try:
         assert again.credentials == stack.credentials
+        assert "demo staff admin admin@example.com: exists" in again.log()
+        status, _, body = get(again, "/v1/me", Authorization=f"Bearer {tokens['access_token']}")
+        assert status == 200 and json.loads(body)["email"] == email, body
         assert "Running upgrade" not in again.log()
         assert rows(again.database_url) == ["fresh"]
         assert redis.Redis.from_url(again.redis_url).get("devstack-test:marker") == b"kept"
@@ -252,7 +294,7 @@ def test_devstack_with_service_urls_uses_them_and_starts_nothing_embedded(tmp_pa
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    readiness = json.loads(re.search(r"devstack: readyz (\{.*\})", output).group(1))
+    readiness = json.loads(re.search(r"devstack: [0-9:]+ readyz (\{.*\})", output).group(1))
     assert readiness["status"] == "ready"
     assert f"PostgreSQL (DATABASE_URL): {database_url}" in output
     assert f"Redis (REDIS_URL): {services.redis_url}" in output
