@@ -116,13 +116,14 @@ class FcmSender:
         token_refreshed = False
         while True:
             attempt += 1
+            used_token = self._token  # what _post sends: it reads the token before its first await
             result, failure = await self._post(session, message.key, body, attempt)
             if failure is None:
                 return result
             if failure.token_expired and not token_refreshed:
                 token_refreshed = True
                 try:
-                    await self._access_token(force=True)
+                    await self._access_token(stale=used_token)
                 except AccessTokenError as exc:
                     return SendResult(message.key, Outcome.AUTH_ERROR, detail=str(exc), attempts=attempt)
                 continue
@@ -172,13 +173,13 @@ class FcmSender:
         """Full-jitter exponential backoff, capped (seconds)."""
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
 
-    async def _access_token(self, *, force: bool = False) -> str:
-        """The cached OAuth token, refreshed (once, for all workers) when it nears expiry."""
+    async def _access_token(self, *, stale: str | None = None) -> str:
+        """The cached OAuth token, refreshed (once, for all workers) near expiry or when ``stale``."""
         assert self._refresh_lock is not None
-        seen = self._token
         async with self._refresh_lock:
             fresh = self._token is not None and time.time() < self._refresh_at
-            if fresh and not (force and self._token == seen):
+            # Many workers can see the same expired token; only the first refreshes it.
+            if fresh and (stale is None or self._token != stale):
                 return self._token  # type: ignore[return-value]
             await asyncio.to_thread(self._refresh_token)
             return self._token  # type: ignore[return-value]
