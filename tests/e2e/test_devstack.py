@@ -1,7 +1,9 @@
 """``make run``'s embedded path, end to end: ``python -m backend.devstack`` with no
 DATABASE_URL / REDIS_URL starts real PostgreSQL and Redis from the wheels under an instance
 folder (here under tmp_path, never the developer's ./instance), gunicorn, a worker and the
-scheduler; Ctrl-C stops every process it started; a second run finds the data again.
+scheduler; the printed demo credentials sign in to the API and the console; a job runs;
+Ctrl-C stops every process it started; a second run finds the data (and the sessions)
+again; a child dying on its own stops the whole stack with a non-zero status.
 
 As root, pgserver runs postgres as its own `pgserver` system user: it chowns the data
 folder to that user and adds go+rx to each parent folder so postgres can reach its data
@@ -15,6 +17,7 @@ test's user and need nothing.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import re
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,6 +161,31 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def console_sign_in(stack: Stack, email: str, password: str) -> tuple[int, bytes]:
+    """Sign in at /admin/login as a browser would (cookie, CSRF token); then /admin/."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect)
+
+    def fetch(path: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with opener.open(urllib.request.Request(stack.url + path, data=data), timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    status, headers, _ = fetch("/admin/")
+    assert status == 302 and "/admin/login" in headers["Location"], status
+    status, _, page = fetch("/admin/login")
+    assert status == 200, page[:500]
+    token = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert token, page[:2000]
+    form = {"email": email, "password": password, "csrf_token": token.group(1).decode()}
+    status, headers, page = fetch("/admin/login", form)
+    assert status == 302, page[:2000]
+    status, _, page = fetch("/admin/")
+    return status, page
+
+
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -221,6 +250,8 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
         status, _, body = get(stack, "/v1/me", Authorization=f"Bearer {tokens['access_token']}")
         me = json.loads(body)
         assert status == 200 and me["role"] == "admin" and me["email"] == email, me
+        status, page = console_sign_in(stack, email, password)
+        assert status == 200 and b"Groundwork" in page, page[:2000]
 
         # Secrets are kept for the next run and readable only by their owner.
         secrets_file = instance / "dev-secrets.json"
