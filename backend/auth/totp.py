@@ -21,8 +21,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 
+from backend.auth import lockout
+from backend.auth.deletion import cancel_deletion
 from backend.auth.factor_models import MfaChallenge, RecoveryCode, TotpCredential
 from backend.auth.models import User
+from backend.auth.principal import forget_state
+from backend.auth.sessions import start_session
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, Forbidden, Unauthorized
 from backend.extensions import db
@@ -135,11 +139,13 @@ def confirm_totp(*, user: User, code: str) -> list[str]:
         raise Conflict("Start two-factor enrolment first.", code="totp_not_started")
     if credential.confirmed_at is not None:
         raise Conflict("Two-factor is already on.", code="totp_already_enabled")
+    lockout.guard(kind="otp", account=str(user.id))
     step = _matching_step(_decrypt(credential), _normalize(code))
     if step is None or not _claim_step(user.id, step, confirmed=False):
         db.session.rollback()
         raise Unauthorized("That code is not valid.", code="totp_code_invalid")
     credential.confirmed_at = utcnow()
+    lockout.succeeded(kind="otp", account=str(user.id))
     codes = _new_recovery_codes(user.id)
     db.session.commit()
     return codes
@@ -176,9 +182,12 @@ def verify_second_factor(*, user: User, code: str) -> bool:
 def _require_fresh_code(user: User, code: str) -> None:
     if not user_requires_totp(user):
         raise Conflict("Two-factor is not on.", code="totp_not_enabled")
+    # A stolen session must not be able to guess its way to turning two-factor off.
+    lockout.guard(kind="otp", account=str(user.id))
     if not _check_second_factor(user.id, code):
-        db.session.commit()  # a consumed recovery code stays consumed either way
+        db.session.commit()
         raise Unauthorized("That code is not valid.", code="totp_code_invalid")
+    lockout.succeeded(kind="otp", account=str(user.id))
 
 
 def disable_totp(*, user: User, code: str) -> None:
@@ -212,10 +221,6 @@ def create_mfa_challenge(*, user: User, device_name: str | None, platform: str |
 
 def sign_in_or_challenge(*, user: User, session: dict[str, Any]) -> dict[str, Any]:
     """A first factor succeeded: tokens, or the second-step challenge when TOTP is on (commits)."""
-    from backend.auth.deletion import cancel_deletion
-    from backend.auth.principal import forget_state
-    from backend.auth.sessions import start_session
-
     if user.status == "suspended":
         db.session.rollback()
         raise Forbidden("This account is suspended.", code="account_suspended")
@@ -245,9 +250,6 @@ def _live_challenge(mfa_token: str) -> MfaChallenge:
 
 def complete_mfa_login(*, mfa_token: str, code: str, ip: str | None) -> dict[str, Any]:
     """Finish a two-step sign-in: the code for the held challenge → a new session's tokens."""
-    from backend.auth import lockout
-    from backend.auth.sessions import start_session
-
     challenge = _live_challenge(mfa_token)
     user_id = challenge.user_id
     db.session.rollback()  # no row lock held while the guard talks to Redis

@@ -193,3 +193,15 @@ def test_totp_bad_input_is_422(client, make_user, auth_headers):
     for body in ({}, {"code": "12345"}, {"code": 123456}, {"code": "abcdef"}):
         assert_error(client.post("/v1/auth/mfa/totp/confirm", headers=headers, json=body), 422, "validation_failed")
     assert_error(client.post("/v1/auth/login/mfa", json={"mfa_token": "x"}), 422, "validation_failed")
+
+
+def test_totp_disable_guessing_is_rate_limited(client, make_user, auth_headers, app, monkeypatch):
+    headers = auth_headers(make_user())
+    secret, _ = enable_totp(client, headers)
+    monkeypatch.setitem(app.config, "AUTH_LOGIN_LIMIT_PER_ACCOUNT", 2)
+    wrong = f"{(int(totp_code(secret)) + 500_000) % 1_000_000:06d}"
+    statuses = [client.delete("/v1/auth/mfa/totp", headers=headers, json={"code": wrong}).status_code
+                for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    assert_error(client.delete("/v1/auth/mfa/totp", headers=headers, json={"code": totp_code(secret)}), 429,
+                 "too_many_attempts")
