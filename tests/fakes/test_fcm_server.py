@@ -23,7 +23,8 @@ from pyfcm.errors import (
     InvalidDataError,
 )
 
-from tests.fakes.fcm_server import FCM_ERROR_TYPE, FakeFcmControl, free_port, running_fake_fcm
+from tests.fakes.fcm_protocol import FCM_ERROR_TYPE
+from tests.fakes.fcm_server import FakeFcmControl, free_port, running_fake_fcm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
