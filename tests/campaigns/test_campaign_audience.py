@@ -208,3 +208,51 @@ def test_stream_audience_yields_every_device_in_batches(app, populate):
     batches = list(stream_audience(db.session, {"type": "all"}, now=utcnow(), batch_size=10))
     assert [len(b) for b in batches] == [10, 10, 5]
     assert db.session.scalar(select(func.count()).select_from(CampaignDelivery)) == 0
+
+
+def test_materialize_run_concurrently_writes_each_device_once(committed_app):
+    import threading
+
+    from backend.auth.models import User
+    from backend.notifications.campaign_schemas import CampaignCreateSchema
+    from backend.notifications.campaigns import create_campaign, launch_campaign
+    from backend.notifications.models import Device
+    from tests.campaigns.conftest import campaign_body
+
+    with committed_app.app_context():
+        users = [uuid.uuid4() for _ in range(200)]
+        db.session.execute(insert(User), [{"id": u, "email": f"conc-{u}@example.test"} for u in users])
+        db.session.execute(insert(Device), [
+            {"id": uuid.uuid4(), "user_id": u, "installation_id": f"conc-{i}", "token": f"conc-tok-{i}",
+             "platform": "ios", "time_zone": ZONES[i % len(ZONES)]} for i, u in enumerate(users)])
+        db.session.commit()
+        data = CampaignCreateSchema().load(campaign_body(schedule={"type": "at", "send_at": future(hours=1)}))
+        campaign = create_campaign(db.session, data=data, created_by=None)
+        launch_campaign(db.session, campaign_id=campaign.id)
+        campaign_id = str(campaign.id)
+        db.session.remove()
+    barrier, added, errors = threading.Barrier(4), [], []
+
+    def run() -> None:
+        with committed_app.app_context():
+            try:
+                barrier.wait()
+                added.append(materialize_campaign(campaign_id=campaign_id))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(added) == [0, 0, 0, 200]
+    with committed_app.app_context():
+        counts = db.session.execute(text(
+            "SELECT count(*), count(DISTINCT device_id) FROM campaign_deliveries WHERE campaign_id = :c"),
+            {"c": campaign_id}).one()
+        db.session.remove()
+    assert tuple(counts) == (200, 200)
