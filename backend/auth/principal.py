@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
-from flask import current_app, request
+from flask import current_app, g, request
 from sqlalchemy import select
 
 from backend.auth.models import Session, User
@@ -107,7 +107,9 @@ def current_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | Non
         return _load_state(user_id, session_id)
     client = redis_client()
     try:
-        cached_user, cached_session = client.mget(user_key(user_id), session_key(session_id))
+        # The profile rides along in the same round trip: GET /v1/me then needs no other I/O.
+        cached_user, cached_session, g.cached_profile = client.mget(
+            user_key(user_id), session_key(session_id), me_key(user_id))
         if cached_user is not None and cached_session is not None:
             return json.loads(cached_user), json.loads(cached_session)
     except redis.RedisError as exc:

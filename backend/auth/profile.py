@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import redis
-from flask import current_app
+from flask import current_app, g
 
 from backend.auth.deletion import deletion_due_at
 from backend.auth.models import User
@@ -44,7 +44,8 @@ def get_profile(*, user_id: uuid.UUID) -> dict[str, Any]:
     ttl = current_app.config["AUTH_STATE_CACHE_TTL_S"]
     if ttl > 0:
         try:
-            cached = redis_client().get(me_key(user_id))
+            # The principal loader fetched it with the session state (one Redis round trip).
+            cached = g.pop("cached_profile", None) or redis_client().get(me_key(user_id))
             if cached is not None:
                 return json.loads(cached)
         except redis.RedisError as exc:
