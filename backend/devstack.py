@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from backend.config import ConfigError
 from backend.devstack_processes import Child, start_children, stop_children
-from backend.devstack_services import Services, load_dev_secrets, resolve_services
+from backend.devstack_services import Services, ServiceStartError, load_dev_secrets, resolve_services
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -234,7 +234,7 @@ def run(*, check: bool, environ: dict[str, str]) -> int:
     except StopRequested as stop:
         say(f"{stop} received; stopping")
         return 0
-    except (DevstackError, ConfigError) as exc:
+    except (DevstackError, ConfigError, ServiceStartError) as exc:
         say(f"error: {exc}")
         return 1
     finally:

@@ -14,15 +14,22 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil  # installed with pgserver
 import psycopg2
 
 from backend.embedded import postgres_server, start_redis, stop_process
 
+if TYPE_CHECKING:
+    import psutil
+
 DATABASE_NAME = "groundwork"
 DEMO_STAFF_EMAIL = "admin@example.com"
+UNIX_SOCKET_PATH_MAX = 100  # sun_path holds 104 (macOS) to 108 (Linux) bytes with its NUL
+
+
+class ServiceStartError(RuntimeError):
+    """An embedded server did not start; the message says why and where its log is."""
 
 
 @dataclass
@@ -41,8 +48,13 @@ class EmbeddedPostgres:
         # list still names a crashed earlier launcher, so stopping is done in stop().
         # As root, pgserver runs postgres as the `pgserver` user: it chowns data_dir to it
         # and adds go+rx to every parent folder so that user can reach it.
-        self.server = postgres_server(self.data_dir, stop_on_exit=False)
-        _create_database(self.server.get_uri(), DATABASE_NAME)
+        try:
+            self.server = postgres_server(self.data_dir, stop_on_exit=False)
+            _create_database(self.server.get_uri(), DATABASE_NAME)
+        except (subprocess.SubprocessError, psycopg2.Error, OSError) as exc:
+            raise ServiceStartError(
+                f"embedded PostgreSQL did not start in {self.data_dir}: {exc} (its log: {self.data_dir / 'log'})"
+            ) from exc
         return self.server.get_uri(DATABASE_NAME)
 
     def pid(self) -> int | None:
@@ -73,6 +85,8 @@ class EmbeddedPostgres:
 
 
 def _alive(process: psutil.Process) -> bool:
+    import psutil  # installed with the embedded extra (pgserver), like everything here
+
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -84,6 +98,8 @@ def _remove_stale_pid_file(pid_file: Path) -> None:
 
     pgserver would take such a file for a running server and hand out a dead socket.
     """
+    import psutil
+
     try:
         pid = int(pid_file.read_text().splitlines()[0])
         process = psutil.Process(pid)
@@ -123,8 +139,18 @@ class EmbeddedRedis:
     def start(self) -> str:
         """Start redis-server (ending one a crashed launcher left behind); returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if len(os.fsencode(self.data_dir / "redis.sock")) > UNIX_SOCKET_PATH_MAX:
+            raise ServiceStartError(
+                f"{self.data_dir} is too long a path for Redis's Unix socket; "
+                "set GROUNDWORK_INSTANCE_DIR to a shorter folder"
+            )
         _end_stale_redis(self.pid_file)
-        url, self.process = start_redis(self.data_dir, persist=True)
+        try:
+            url, self.process = start_redis(self.data_dir, persist=True)
+        except (RuntimeError, OSError) as exc:
+            raise ServiceStartError(
+                f"embedded Redis did not start in {self.data_dir}: {exc} (its log: {self.data_dir / 'redis.log'})"
+            ) from exc
         self.pid_file.write_text(str(self.process.pid))
         return url
 
@@ -143,6 +169,8 @@ class EmbeddedRedis:
 
 def _end_stale_redis(pid_file: Path) -> None:
     """Stop the redis-server of a launcher that was killed, so two never share a folder."""
+    import psutil
+
     try:
         pid = int(pid_file.read_text())
         process = psutil.Process(pid)
