@@ -1,11 +1,13 @@
 """Campaign audiences: segment filters → one SQLAlchemy Core query over devices ⋈ users.
 
+Users enter as semi/anti-joins (active, properties), so the common audience (zone,
+platform, last active) is an index-only scan of ``ix_devices_pushable``.
+
 The same select feeds the dry run (grouped counts), materialization (INSERT … SELECT,
 nothing crosses into Python per user) and streaming readers (server-side cursor).
-Filters map onto ``ix_devices_audience`` (zone, platform, locale of live devices) and
-``ix_devices_last_seen_at``. Variant and holdout are a deterministic hash of
-(campaign, user) computed in SQL, so every device of a user lands in the same arm and a
-rerun assigns the same arms.
+Locale and app-version filters use ``ix_devices_audience`` or read the heap. Variant
+and holdout are a deterministic hash of (campaign, user) computed in SQL, so every
+device of a user lands in the same arm and a rerun assigns the same arms.
 """
 from __future__ import annotations
 
@@ -95,7 +97,9 @@ def eligible_devices(audience: dict[str, Any], *, now: datetime) -> list[ColumnE
         Device.token.is_not(None),
         Device.disabled_at.is_(None),
         Device.push_permission.in_(PUSHABLE_PERMISSIONS),
-        User.status == "active",
+        # Only a few users are not active: an anti-join on their small partial index
+        # (ix_users_inactive) instead of joining every audience row to users.
+        ~exists().where(User.id == Device.user_id, User.status != "active"),
     ]
     if audience.get("type") == "topic":
         where.append(exists().where(
@@ -116,8 +120,9 @@ def eligible_devices(audience: dict[str, Any], *, now: datetime) -> list[ColumnE
         where.append(_device_version() >= literal(parse_version(filters["app_version_min"]), ARRAY(Integer)))
     if filters.get("app_version_max"):
         where.append(_device_version() <= literal(parse_version(filters["app_version_max"]), ARRAY(Integer)))
-    for key, value in (filters.get("properties") or {}).items():
-        where.append(User.properties.contains({key: value}))
+    properties = filters.get("properties") or {}
+    if properties:
+        where.append(exists().where(User.id == Device.user_id, User.properties.contains(properties)))
     return where
 
 
@@ -163,7 +168,6 @@ def audience_select(
     return (
         select(*cols)
         .select_from(Device)
-        .join(User, User.id == Device.user_id)
         .where(and_(*eligible_devices(audience, now=now)))
     )
 

@@ -21,7 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.auth.models import User
 from backend.common.db import Base, TimestampMixin, new_uuid
+from backend.notifications.models import Device
 
 CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
 CATEGORIES = ("transactional", "social", "promotional", "re_engagement")
@@ -125,5 +127,16 @@ class CampaignDelivery(Base):
     fcm_message_id: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
 
+
+# Indexes on other domains' tables that exist for the audience query (backend.notifications.
+# audience); created by migration 0006. Pushable devices by (zone, platform, last seen),
+# covering what the ledger needs, so the usual segment is an index-only scan; and the
+# few non-active users, so excluding them is an anti-join on a tiny index.
+PUSHABLE_DEVICE = "disabled_at IS NULL AND token IS NOT NULL AND push_permission IN ('granted', 'provisional')"
+ix_devices_pushable = Index(
+    "ix_devices_pushable", Device.time_zone, Device.platform, Device.last_seen_at,
+    postgresql_include=["locale", "user_id", "id"], postgresql_where=text(PUSHABLE_DEVICE),
+)
+ix_users_inactive = Index("ix_users_inactive", User.id, postgresql_where=text("status <> 'active'"))
 
 __all__ = ["Campaign", "CampaignDelivery", "CampaignVariant"]

@@ -85,7 +85,15 @@ def upgrade():
     op.create_index('ix_campaign_deliveries_user_claimed', 'campaign_deliveries', ['user_id', 'claimed_at'], unique=False, postgresql_where=sa.text("status IN ('sent', 'sending')"))
 
 
+    # For the audience query (see backend/notifications/campaign_models.py): pushable devices
+    # covered for an index-only scan, and the few non-active users for an anti-join.
+    op.create_index('ix_devices_pushable', 'devices', ['time_zone', 'platform', 'last_seen_at'], unique=False, postgresql_include=['locale', 'user_id', 'id'], postgresql_where=sa.text("disabled_at IS NULL AND token IS NOT NULL AND push_permission IN ('granted', 'provisional')"))
+    op.create_index('ix_users_inactive', 'users', ['id'], unique=False, postgresql_where=sa.text("status <> 'active'"))
+
+
 def downgrade():
+    op.drop_index('ix_users_inactive', table_name='users', postgresql_where=sa.text("status <> 'active'"))
+    op.drop_index('ix_devices_pushable', table_name='devices', postgresql_where=sa.text("disabled_at IS NULL AND token IS NOT NULL AND push_permission IN ('granted', 'provisional')"))
     op.drop_index('ix_campaign_deliveries_user_claimed', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('sent', 'sending')"))
     op.drop_index('ix_campaign_deliveries_campaign_due', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('pending', 'deferred')"))
     op.drop_index('ix_campaign_deliveries_due', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('pending', 'deferred')"))
