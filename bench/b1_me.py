@@ -7,7 +7,7 @@ interleaved, median of 3 bounded runs at 16 connections on loopback:
 - bench/hello_app.py: the barest Flask JSON answer (the cached bar: ≥ 0.5×);
 - a bare Flask endpoint reading one indexed row with SQLAlchemy Core (the uncached bar: ≥ 0.7×).
 
-    .venv/bin/python -m bench.b1_me    # prints the rows, writes bench/RESULTS-b1-me.md
+    .venv/bin/python -m bench.b1_me    # prints the rows, writes its section of bench/RESULTS-auth.md
 """
 from __future__ import annotations
 
@@ -33,12 +33,22 @@ from bench.common import (  # noqa: E402
     result_row,
     start_gunicorn,
     table_header,
-    write_results,
 )
 
-RESULTS = ROOT / "bench" / "RESULTS-b1-me.md"
+RESULTS = ROOT / "bench" / "RESULTS-auth.md"  # B1 and B2 (bench/b2_login.py) share it, one section each
 CACHED_TARGET, UNCACHED_TARGET, P99_TARGET_MS = 0.5, 0.7, 25.0
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def write_section(path: Path, title: str, body: str) -> None:
+    """Replace the ``## title`` section of ``path`` (other sections stay), dated."""
+    from bench.common import machine_line
+
+    text = path.read_text() if path.exists() else "# Accounts benchmarks (B1, B2)\n"
+    section = f"## {title}\n\nMeasured {machine_line()}.\n\n{body}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip() + "\n")
 
 
 def create_one_row_app():  # noqa: ANN201 - gunicorn factory: `bench.b1_me:create_one_row_app()`
@@ -103,7 +113,7 @@ def prepare(env: dict[str, str]) -> tuple[str, str]:
 
 
 def main() -> int:
-    """Run the interleaved measurements, print the rows, write bench/RESULTS-b1-me.md."""
+    """Run the interleaved measurements, print the rows, write the B1 section of bench/RESULTS-auth.md."""
     from tests.services import discover
 
     if not install_wrk() or not shutil.which("wrk"):
@@ -122,6 +132,9 @@ def main() -> int:
         started.append(cached)
         uncached = start_gunicorn("wsgi:app", run_dir / "uncached", env={**env, "AUTH_STATE_CACHE_TTL_S": "0"})
         started.append(uncached)
+        # Context: the same cached app without the general rate limiter (its Redis trips per request).
+        nolimit = start_gunicorn("wsgi:app", run_dir / "cached-nolimit", env={**env, "RATELIMIT_ENABLED": "false"})
+        started.append(nolimit)
         hello = start_gunicorn("bench.hello_app:app", run_dir / "hello", ready_path="/hello")
         started.append(hello)
         one_row = start_gunicorn("bench.b1_me:create_one_row_app()", run_dir / "one-row", ready_path="/row",
@@ -130,6 +143,7 @@ def main() -> int:
         targets = {
             "me cached": (f"{cached.url}/v1/me", auth),
             "me uncached": (f"{uncached.url}/v1/me", auth),
+            "me cached, limiter off": (f"{nolimit.url}/v1/me", auth),
             "hello": (f"{hello.url}/hello", None),
             "one row": (f"{one_row.url}/row", None),
         }
@@ -156,7 +170,9 @@ def main() -> int:
             result_row("B1 GET /v1/me uncached", fig(u), f"{fig(r)} one-row Core", u.rps / r.rps,
                        f"≥ {UNCACHED_TARGET}× one-row", clean and u.rps / r.rps >= UNCACHED_TARGET),
             result_row(f"B1 /v1/me cached p99, {CONNECTIONS} conns", f"{c.p99_ms:.1f} ms", f"{h.p99_ms:.1f} ms hello",
-                       None, f"≤ {P99_TARGET_MS:.0f} ms", clean and c.p99_ms <= P99_TARGET_MS)]
+                       None, f"≤ {P99_TARGET_MS:.0f} ms", clean and c.p99_ms <= P99_TARGET_MS),
+            result_row("context: /v1/me cached, general rate limiter off", fig(med["me cached, limiter off"]),
+                       f"{fig(h)} Flask hello", med["me cached, limiter off"].rps / h.rps, "context only", None)]
     table = "\n".join(rows)
     print(table)
     details = ["| run | median | each rep (req/s) | p50 | p99 | errors |", "|---|---|---|---|---|---|"]
@@ -170,7 +186,7 @@ def main() -> int:
             "gunicorn directly (production config, no nginx), ENV=production, EdDSA tokens, rate limiter on with a "
             f"limit it never reaches. Load average at the end: {one:.1f} / {five:.1f} / {fifteen:.1f}.\n\n"
             f"Run: `.venv/bin/python -m bench.b1_me` (logs under {run_dir.relative_to(ROOT)}/).")
-    write_results(RESULTS, "B1: GET /v1/me cached and uncached", body)
+    write_section(RESULTS, "B1: GET /v1/me cached and uncached", body)
     return 0
 
 

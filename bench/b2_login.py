@@ -1,0 +1,133 @@
+"""B2: ``POST /v1/auth/login`` over 200 users against a raw Argon2id verify loop.
+
+Both sides use every core the same way: the baseline verifies the 200 users' hashes in
+one process per core (argon2-cffi, the parameters backend.auth.passwords uses); the
+login side sends the same 200 sign-ins to gunicorn (production config) with twice as
+many client threads as cores. Median of 3 interleaved repetitions.
+
+    .venv/bin/python -m bench.b2_login    # prints the rows, writes its section of bench/RESULTS-auth.md
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
+
+from bench.b1_baseline import production_env  # noqa: E402 - after the path line above
+from bench.b1_me import RESULTS, write_section  # noqa: E402
+from bench.common import REPS, ROOT, result_row, start_gunicorn, table_header  # noqa: E402
+
+USERS = 200
+PASSWORD = "bench login passphrase"
+TARGET = 0.8
+
+
+def _verify_chunk(hashes: list[str]) -> int:
+    from backend.auth.passwords import verify_password
+
+    return sum(verify_password(h, PASSWORD) for h in hashes)
+
+
+def raw_verify_rate(hashes: list[str]) -> float:
+    """Verifications per second, one process per core."""
+    cores = os.cpu_count() or 1
+    chunks = [hashes[i::cores] for i in range(cores)]
+    with ProcessPoolExecutor(cores) as pool:
+        list(pool.map(_verify_chunk, [c[:2] for c in chunks]))  # warm the workers
+        started = time.perf_counter()
+        verified = sum(pool.map(_verify_chunk, chunks))
+        elapsed = time.perf_counter() - started
+    assert verified == len(hashes)
+    return len(hashes) / elapsed
+
+
+def login_rate(url: str, emails: list[str]) -> tuple[float, int]:
+    """Sign-ins per second over HTTP, and how many did not answer 200."""
+    import requests
+
+    local = __import__("threading").local()
+
+    def login(email: str) -> int:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        return session.post(f"{url}/v1/auth/login", json={"email": email, "password": PASSWORD,
+                                                          "device_name": "bench"}, timeout=30).status_code
+
+    with ThreadPoolExecutor(2 * (os.cpu_count() or 1)) as pool:
+        list(pool.map(login, emails[:4]))  # warm-up
+        started = time.perf_counter()
+        codes = list(pool.map(login, emails))
+        elapsed = time.perf_counter() - started
+    return len(emails) / elapsed, sum(code != 200 for code in codes)
+
+
+def prepare(env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Migrate, create the 200 users; return their emails and stored hashes."""
+    from flask_migrate import upgrade
+
+    from backend.app import create_app
+    from backend.auth.models import User
+    from backend.auth.passwords import hash_password
+    from backend.common.db import utcnow
+    from backend.extensions import db
+
+    app = create_app({k: env[k] for k in ("ENV", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "JWT_PRIVATE_KEYS")}
+                     | {"LOG_JSON": False})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        users = [User(email=f"bench{i}@example.test", password_hash=hash_password(PASSWORD),
+                      email_verified_at=utcnow()) for i in range(USERS)]
+        db.session.add_all(users)
+        db.session.commit()
+        emails, hashes = [u.email for u in users], [u.password_hash for u in users]
+        db.engine.dispose()
+    return emails, hashes
+
+
+def main() -> int:
+    """Run the interleaved measurements, print the row, write the B2 section of bench/RESULTS-auth.md."""
+    from tests.services import discover
+
+    run_dir = ROOT / "bench" / "out" / f"b2-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True)
+    services = discover()
+    server = None
+    try:
+        env = production_env(services.create_database(), services.redis_url, run_dir)
+        env["AUTH_LOGIN_LIMIT_PER_IP"] = "1000000"  # every sign-in comes from 127.0.0.1 here
+        emails, hashes = prepare(env)
+        server = start_gunicorn("wsgi:app", run_dir / "groundwork", env=env)
+        logins, raws, failures = [], [], 0
+        for _ in range(REPS):
+            rate, failed = login_rate(server.url, emails)
+            logins.append(rate)
+            failures += failed
+            raws.append(raw_verify_rate(hashes))
+    finally:
+        if server is not None:
+            server.stop()
+        services.close()
+    login, raw = statistics.median(logins), statistics.median(raws)
+    ratio = login / raw
+    row = result_row(f"B2 POST /v1/auth/login, {USERS} users", f"{login:.1f} logins/s",
+                     f"{raw:.1f} verifies/s (raw Argon2id, m=19 MiB t=2 p=1)", ratio, f"≥ {TARGET}×",
+                     failures == 0 and ratio >= TARGET)
+    table = f"{table_header()}\n{row}"
+    print(table)
+    one, five, fifteen = os.getloadavg()
+    body = (f"{table}\n\nEach rep: logins/s {', '.join(f'{x:.1f}' for x in logins)}; raw verifies/s "
+            f"{', '.join(f'{x:.1f}' for x in raws)}; non-200 logins {failures}. Client: requests, "
+            f"{2 * (os.cpu_count() or 1)} threads; baseline: {os.cpu_count()} processes. gunicorn: production config, "
+            f"ENV=production. Load average at the end: {one:.1f} / {five:.1f} / {fifteen:.1f}.\n\n"
+            f"Run: `.venv/bin/python -m bench.b2_login` (logs under {run_dir.relative_to(ROOT)}/).")
+    write_section(RESULTS, "B2: login vs raw Argon2id verify", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
