@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
@@ -198,12 +199,20 @@ class Services:
         kinds = {type(e) for e in self.embedded}
         db = "embedded" if EmbeddedPostgres in kinds else "DATABASE_URL"
         rd = "embedded" if EmbeddedRedis in kinds else "REDIS_URL"
-        return f"PostgreSQL ({db}): {self.database_url}\nRedis ({rd}): {self.redis_url}"
+        return f"PostgreSQL ({db}): {_masked(self.database_url)}\nRedis ({rd}): {_masked(self.redis_url)}"
 
     def stop(self) -> None:
         """Stop the embedded servers, Redis first (nothing writes to it by then), then PostgreSQL."""
         for server in reversed(self.embedded):
             server.stop()
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password replaced, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def resolve_services(instance: Path, environ: dict[str, str]) -> Services:
