@@ -1,6 +1,10 @@
 """PostgreSQL going away: clean 503s in the error shape, then recovery without a restart."""
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 from flask_migrate import upgrade
 from pgserver._commands import pg_ctl
@@ -15,14 +19,22 @@ pytestmark = pytest.mark.chaos
 
 
 @pytest.fixture
-def own_postgres(tmp_path_factory):
-    """A PostgreSQL of this test's own (embedded), so stopping it disturbs nobody."""
-    folder = tmp_path_factory.mktemp("outage") / "pg"
-    server = postgres_server(folder, stop_on_exit=False)
-    yield server
-    if not server.get_postmaster_info() or not server.get_postmaster_info().is_running():
-        server.ensure_postgres_running()
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+def own_postgres():
+    """A PostgreSQL of this test's own (embedded), so stopping it disturbs nobody.
+
+    Its folder is outside pytest's tmp tree: as root, pgserver runs postgres as its own
+    user, and pytest resets /tmp/pytest-of-root to 0700 at each session, locking it out.
+    """
+    base = Path(tempfile.mkdtemp(prefix="gw-outage-"))
+    base.chmod(0o755)
+    server = postgres_server(base / "pg", stop_on_exit=False)
+    try:
+        yield server
+    finally:
+        info = server.get_postmaster_info()
+        if info is not None and info.is_running():
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_database_outage_gives_503_then_recovers_without_restart(own_postgres, services, redis_conn):
