@@ -1,17 +1,19 @@
-"""Per-request plumbing: request IDs, body guards (type, depth), conditional GETs."""
+"""Per-request plumbing: request IDs, input guards (type, depth, NUL characters), conditional GETs."""
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from backend.common.errors import ValidationFailed
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}  # DELETE: some routes take a body (e.g. a code)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -37,6 +39,29 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def contains_nul(value: Any) -> bool:
+    """Whether any string (key or value) in a parsed JSON value holds U+0000, without recursion."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _refuse_nul(location: str) -> NoReturn:
+    # PostgreSQL text cannot hold U+0000 (psycopg2 raises ValueError): refuse it up front
+    # with a 422 instead of failing with a 500 wherever the text reaches the database.
+    raise ValidationFailed("Text may not contain NUL (U+0000) characters.", code="nul_character",
+                           details={"location": location})
+
+
 def _assign_request_id() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
@@ -59,6 +84,18 @@ def _guard_json_body() -> None:
         raise BadRequest("The JSON body is nested too deeply.") from exc
     if json_depth(payload) > current_app.config["MAX_JSON_DEPTH"]:
         raise BadRequest("The JSON body is nested too deeply.")
+    if contains_nul(payload):
+        _refuse_nul("json")
+
+
+def _guard_path_and_query() -> None:
+    """Refuse NUL characters in the path and query string of API requests."""
+    if not request.path.startswith("/v1/"):
+        return
+    if "\x00" in request.path:
+        _refuse_nul("path")
+    if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.args.lists()):
+        _refuse_nul("query")
 
 
 def _finish_response(response: Response) -> Response:
@@ -77,7 +114,8 @@ def _finish_response(response: Response) -> Response:
 
 
 def register_request_hooks(app: Flask) -> None:
-    """Install request-ID, body-guard and conditional-response hooks."""
+    """Install request-ID, input-guard and conditional-response hooks."""
     app.before_request(_assign_request_id)
+    app.before_request(_guard_path_and_query)
     app.before_request(_guard_json_body)
     app.after_request(_finish_response)
