@@ -175,10 +175,19 @@ def audience_select(
 def stream_audience(
     session: Session, audience: dict[str, Any], *, now: datetime, batch_size: int = 5_000,
 ) -> Iterator[Sequence[Any]]:
-    """Yield the audience in batches through a server-side cursor (memory stays flat)."""
-    stmt = audience_select(audience, now=now).execution_options(stream_results=True, yield_per=batch_size)
-    result = session.execute(stmt)
-    yield from result.partitions(batch_size)
+    """Yield the audience in batches through a server-side cursor (memory stays flat).
+
+    Rows are (device_id, user_id, time_zone, locale, platform) with the ids as text: the
+    readers pass them on (exports, batch jobs), and parsing 2 UUIDs a row would cost
+    more than the query. Core rows, not ORM ones, for the same reason.
+    """
+    columns = [cast(Device.id, String).label("device_id"), cast(Device.user_id, String).label("user_id"),
+               Device.time_zone, Device.locale, Device.platform]
+    # Options on the statement, not the connection: Connection.execution_options() changes
+    # the session's connection in place, and every later statement would use a cursor.
+    stmt = audience_select(audience, now=now, columns=columns).execution_options(
+        stream_results=True, yield_per=batch_size)
+    yield from session.connection().execute(stmt).partitions(batch_size)
 
 
 def distinct_zones(session: Session, audience: dict[str, Any], *, now: datetime) -> list[str]:
