@@ -7,6 +7,10 @@ values, so a second refresh with the same token inside ``REFRESH_GRACE_S`` (two 
 requests from one phone, a retry after a lost answer) gets *the same new pair* without
 any secret being stored. After the grace window a reused token revokes its whole
 session (``refresh_token_reused``).
+
+A session's ``last_used_at`` (and the user's ``last_active_at``) move on sign-in and on
+every refresh, i.e. at least once per access-token lifetime of an active app; access
+requests themselves write nothing, which keeps ``GET /v1/me`` free of database writes.
 """
 from __future__ import annotations
 

@@ -120,3 +120,25 @@ def test_resend_verification_sends_new_link_and_old_one_dies(client, make_user, 
 def test_verify_email_garbage_token_answers_400(client):
     answer = client.get("/v1/auth/verify-email?token=nonsense")
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "link_invalid"
+
+
+def test_auth_endpoints_bad_bodies_answer_4xx_in_error_shape(client):
+    routes = ("/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/resend-verification",
+              "/v1/auth/password-reset/request", "/v1/auth/password-reset", "/v1/auth/verify-email")
+    bodies = ({}, [], "text", {"email": 5, "password": None}, {"email": "x" * 300 + "@example.test",
+              "password": PASSWORD}, {"email": "no-at-sign", "password": PASSWORD}, {"refresh_token": ["a"]},
+              {"token": {"$ne": ""}}, {"email": "a@example.test", "password": PASSWORD, "role": "admin"})
+    for route in routes:
+        for body in bodies:
+            answer = client.post(route, json=body)
+            assert 400 <= answer.status_code < 500, (route, body, answer.status_code)
+            assert answer.get_json()["error"]["code"], (route, body)
+        broken = client.post(route, data="{not json", content_type="application/json")
+        assert broken.status_code == 400 and broken.get_json()["error"]["code"]
+
+
+def test_register_then_login_with_unverified_allowed_when_configured(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "AUTH_REQUIRE_VERIFIED_EMAIL", False)
+    client.post("/v1/auth/register", json={"email": "early@example.test", "password": PASSWORD})
+    answer = client.post("/v1/auth/login", json={"email": "early@example.test", "password": PASSWORD})
+    assert answer.status_code == 200 and answer.get_json()["user"]["email_verified"] is False
