@@ -99,8 +99,8 @@ class Preferences(MethodView):
     def put(self, data):
         """Change categories and/or quiet hours"""
         user_id = _me()
-        preferences.set_preferences(db.session, user_id=user_id, categories=data["categories"])
-        if "quiet_hours" in (request.get_json(silent=True) or {}):
+        preferences.set_preferences(db.session, user_id=user_id, categories=data.get("categories", {}))
+        if "quiet_hours" in data:
             quiet = data["quiet_hours"] or {"start": None, "end": None, "time_zone": None}
             preferences.set_quiet_hours(db.session, user_id=user_id, start=quiet["start"], end=quiet["end"],
                                         time_zone=quiet["time_zone"])

@@ -52,9 +52,13 @@ class DeviceReadSchema(Schema):
 class PreferencesUpdateSchema(Schema):
     """Categories to switch, and the quiet window (omit to keep, null start/end to clear)."""
 
-    categories = fields.Dict(keys=fields.String(validate=validate.OneOf(CATEGORIES)), values=fields.Boolean(),
-                             load_default=dict)
-    quiet_hours = fields.Nested(lambda: QuietHoursSchema(), load_default=None, allow_none=True)
+    categories = fields.Dict(keys=fields.String(validate=validate.OneOf(CATEGORIES)), values=fields.Boolean())
+    quiet_hours = fields.Nested(lambda: QuietHoursSchema(), allow_none=True)
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("Give categories and/or quiet_hours.", "_schema")
 
 
 class QuietHoursSchema(Schema):

@@ -66,3 +66,9 @@ def test_topics_invalid_names_are_422(client, make_user, auth_headers):
         response = client.put(f"/v1/notifications/topics/{name}", headers=headers)
         assert response.status_code == 422, name
         assert response.get_json()["error"]["code"] == "invalid_topic_name"
+
+
+def test_preferences_put_without_body_is_422(client, make_user, auth_headers):
+    headers = auth_headers(make_user())
+    assert client.put("/v1/notifications/preferences", headers=headers).status_code == 422
+    assert client.put("/v1/notifications/preferences", headers=headers, json={}).status_code == 422
