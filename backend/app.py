@@ -17,10 +17,10 @@ from backend.common.jobs import install_session_hooks, make_redis
 from backend.common.logs import configure_logging
 from backend.common.metrics import bp as metrics_bp
 from backend.common.metrics import register_metrics
-from backend.common.ratelimit import register_rate_limit_headers
+from backend.common.ratelimit import init_limiter
 from backend.common.requests import register_request_hooks
 from backend.config import load_config
-from backend.extensions import cache, db, limiter, migrate
+from backend.extensions import cache, db, migrate
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -32,7 +32,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure_logging(app.config["LOG_LEVEL"], as_json=app.config["LOG_JSON"])
     register_extensions(app)
     register_request_hooks(app)
-    register_rate_limit_headers(app)
     register_metrics(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -66,7 +65,6 @@ def configure_app(app: Flask) -> None:
         "socket_timeout": c["REDIS_SOCKET_TIMEOUT_S"],
         "socket_connect_timeout": c["REDIS_SOCKET_TIMEOUT_S"],
     }
-    c["RATELIMIT_DEFAULT"] = c["RATELIMIT_DEFAULT"]
     c["RATELIMIT_SWALLOW_ERRORS"] = True  # general limits fail open; auth limits fail closed
     c["RATELIMIT_KEY_PREFIX"] = "groundwork:rl"
     c["CACHE_TYPE"] = "RedisCache"
@@ -97,7 +95,7 @@ def register_extensions(app: Flask) -> None:
     install_session_hooks(db.session.session_factory.class_)
     migrate.init_app(app, db, directory="migrations", compare_type=True, render_as_batch=False)
     cache.init_app(app)
-    limiter.init_app(app)
+    init_limiter(app)
     # One Api per app (like Admin): a shared one would serve the newest app's spec.
     app.extensions["groundwork.api"] = init_api(app, GroundworkApi())
     app.extensions["groundwork.redis"] = make_redis(
@@ -119,7 +117,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(docs.bp)
     # Probes, scrapes and static docs are not API traffic: no Redis round trip for them.
     for blueprint in (health.bp, docs.bp, metrics_bp):
-        limiter.exempt(blueprint)
+        app.extensions["groundwork.limiter"].exempt(blueprint)
     api = app.extensions["groundwork.api"]
     for name in DOMAINS:
         package = importlib.import_module(name)

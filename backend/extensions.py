@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 from flask_caching import Cache
-from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
 from backend.common.db import Base
-from backend.common.ratelimit import rate_limit_key
 
 # create_savepoint: a session joined to a connection already in a transaction (tests)
 # turns its commit/rollback into savepoint operations; with an engine it changes nothing.
 db = SQLAlchemy(model_class=Base, session_options={"join_transaction_mode": "create_savepoint"})
 migrate = Migrate()
 cache = Cache()
-limiter = Limiter(key_func=rate_limit_key, headers_enabled=False)

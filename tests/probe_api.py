@@ -17,7 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from backend.common.errors import Conflict, NotFound
 from backend.common.idempotency import idempotent
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
-from backend.extensions import db, limiter
+from backend.extensions import db
 
 
 class ProbeBase(DeclarativeBase):
@@ -82,7 +82,7 @@ class Note(MethodView):
 
 @blp.route("/limited")
 class Limited(MethodView):
-    decorators = [limiter.limit("3 per minute")]
+    """Given a tight limit ("3 per minute") by the test fixture on the app's own limiter."""
 
     @blp.response(200)
     def get(self):

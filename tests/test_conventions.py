@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from backend.app import create_app
+from backend.common.ratelimit import limiter_of
 from backend.extensions import db
 from tests import probe_api
 from tests.conftest import app_settings
@@ -16,6 +17,8 @@ from tests.conftest import app_settings
 def probe_app(database_url, services):
     app = create_app(app_settings(database_url, services.redis_url, MAX_CONTENT_LENGTH=64 * 1024))
     app.extensions["groundwork.api"].register_blueprint(probe_api.blp)
+    limited = app.view_functions["probe.Limited"]
+    app.view_functions["probe.Limited"] = limiter_of(app).limit("3 per minute")(limited)
     return app
 
 
@@ -187,3 +190,15 @@ def test_cors_headers_only_for_configured_origins(database_url, services):
     other = client.options("/v1/anything", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_authenticated_reads_skip_the_general_limit_but_anonymous_ones_count(database_url, services, redis_conn):
+    app = create_app(app_settings(database_url, services.redis_url, RATELIMIT_DEFAULT="2 per minute"))
+    client = app.test_client()
+    anonymous = [client.get("/v1/me") for _ in range(3)]
+    assert [r.status_code for r in anonymous] == [401, 401, 429]
+    assert anonymous[0].headers["RateLimit-Remaining"] == "1"
+    bearer = {"Authorization": "Bearer not-checked-by-the-limiter"}
+    assert [client.get("/v1/me", headers=bearer).status_code for _ in range(3)] == [401, 401, 401]
+    # Writes count even with a token: this address's budget is already spent.
+    assert client.patch("/v1/me", json={}, headers=bearer).status_code == 429

@@ -28,7 +28,8 @@ from backend.auth.sessions import start_session
 from backend.auth.tokens import issue_access_token
 from backend.common.access import AccessPolicy, policy_of
 from backend.common.db import utcnow
-from backend.extensions import db, limiter
+from backend.common.ratelimit import limiter_of
+from backend.extensions import db
 
 PASSWORD = "route policy passphrase"
 
@@ -80,9 +81,9 @@ def _session(user: User) -> dict:
 
 
 @pytest.fixture
-def unlimited(monkeypatch):
+def unlimited(app, monkeypatch):
     """The general per-address limit off: this test walks every route several times."""
-    monkeypatch.setattr(limiter, "enabled", False)
+    monkeypatch.setattr(limiter_of(app), "enabled", False)
 
 
 def _call(client, route: Route, path: str, headers: dict[str, str]):

@@ -17,7 +17,6 @@ from flask import Flask
 
 from backend.auth.passwords import hash_password
 from backend.common.access import AccessPolicy, policy_of
-from backend.extensions import limiter
 from tests.auth.conftest import auth_headers, make_user  # noqa: F401 - the accounts engineer's fixtures
 
 API_KEY = "security-suite-server-key-0123456789abcdef"
@@ -128,12 +127,9 @@ def password_hash() -> str:
 def generous_limits(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """High general rate limits and a known server key for this test; auth lockouts stay as configured.
 
-    flask-limiter binds RATELIMIT_DEFAULT once per process (the first app wins), so the
-    limit objects it built are pointed at the generous value for the test and restored after.
+    Each app has its own limiter that reads RATELIMIT_DEFAULT per request.
     """
     monkeypatch.setitem(app.config, "RATELIMIT_DEFAULT", GENEROUS_LIMIT)
-    for limit in limiter.limit_manager._default_limits:
-        monkeypatch.setattr(limit, "limit_provider", GENEROUS_LIMIT)
     monkeypatch.setitem(app.config, "SERVER_API_KEYS", [API_KEY])
     # The inbox stream would hold each fuzzed GET for its full lifetime (55 s by default).
     monkeypatch.setitem(app.config, "INBOX_STREAM_LIFETIME_S", 0.05)
