@@ -21,6 +21,7 @@ from backend.embedded import start_postgres, start_redis, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = ROOT / "instance" / "test-services"
+_CLAIM = "groundwork:test-session-claim"
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -62,17 +63,25 @@ class Services:
 
 
 def _claim_redis_db(base_url: str) -> str:
-    """A Redis DB number no other test session is using (claimed with SET NX)."""
+    """A Redis DB number no other test session, benchmark or worker is using.
+
+    Claimed with SET NX. A DB that has data but no claim is left alone while RQ workers
+    are registered in it (a benchmark or a dev stack); otherwise it is a crashed
+    session's leftovers and is reused.
+    """
     parts = urlsplit(base_url)
     for number in range(1, 16):
         url = urlunsplit(parts._replace(path=f"/{number}"))
         client = redis.Redis.from_url(url)
-        if client.set("groundwork:test-session-claim", os.getpid(), nx=True, ex=3600):
-            client.flushdb()
-            client.set("groundwork:test-session-claim", os.getpid(), ex=3600)
+        try:
+            if client.scard("rq:workers") and not client.exists(_CLAIM):
+                continue
+            if client.set(_CLAIM, os.getpid(), nx=True, ex=3600):
+                client.flushdb()
+                client.set(_CLAIM, os.getpid(), ex=3600)
+                return url
+        finally:
             client.close()
-            return url
-        client.close()
     raise RuntimeError("no free Redis database (1-15) for this test session")
 
 
