@@ -35,6 +35,7 @@ class Route:
     policy: AccessPolicy | None
     converters: tuple[tuple[str, str, str], ...]  # (converter, arguments, name)
     operation: dict[str, Any] | None  # the OpenAPI operation, when documented
+    accepts_any_body: bool = False  # marked with backend.common.requests.accepts_any_body (raw uploads)
 
     @property
     def spec_path(self) -> str:
@@ -97,8 +98,9 @@ def api_routes(app: Flask, spec: dict[str, Any]) -> list[Route]:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             target = getattr(view_class, method.lower(), None) if view_class else view
             operation = spec.get("paths", {}).get(spec_path, {}).get(method.lower())
+            raw = bool(getattr(view_class or view, "accepts_any_body", False))
             routes.append(Route(rule.rule, method, rule.endpoint, policy_of(target) if target else None,
-                                converters, operation))
+                                converters, operation, raw))
     return sorted(routes, key=lambda r: (r.rule, r.method))
 
 
