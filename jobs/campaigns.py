@@ -26,6 +26,12 @@ def materialize_campaign(*, campaign_id: str) -> int:
         session.rollback()
         return 0
     now = utcnow()
+    # The audience is frozen by the first run: a repeat (retry, duplicate enqueue) must not
+    # add devices registered since, which would change "targeted" under the marketer's feet.
+    frozen = session.scalar(select(CampaignDelivery.id).where(CampaignDelivery.campaign_id == campaign.id).limit(1))
+    if frozen is not None:
+        session.rollback()
+        return 0
     # Due instants are computed in Python over the few distinct zones, then joined in SQL.
     zones = distinct_zones(session, campaign.audience, now=now)
     dues = sched.due_by_zone(campaign.schedule, zones, now=now)

@@ -178,6 +178,7 @@ def test_materialize_twice_leaves_the_same_rows(client, create_campaign, markete
     client.post(f"/v1/campaigns/{campaign['id']}/launch", json={}, headers=marketer_headers)
     run_jobs(("push",))
     before = _ledger(campaign["id"])
+    populate(5, zones=("Europe/London",))  # registered after launch: the audience stays frozen
     assert materialize_campaign(campaign_id=campaign["id"]) == 0
     assert _ledger(campaign["id"]) == before and len(before) == 50
     dues = {row.due_at for row in before}
