@@ -57,9 +57,8 @@ _LIMITS = {
     "reset": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
     "resend": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
     "verify": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
-    "email_code_request": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
-    "email_code_verify": ("AUTH_LOGIN_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
-    "mfa": ("AUTH_LOGIN_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
+    "email_code": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),  # mails sent
+    "mfa": ("AUTH_LOGIN_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),  # console second step
     "anonymous": ("AUTH_LOGIN_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
 }
 
@@ -73,7 +72,7 @@ def _scope_keys(kind: str, scope: str, value: str) -> list[str]:
 def guard(*, kind: str, account: str | None = None, ip: str | None = None) -> None:
     """Reserve one attempt for ``account`` and ``ip``; raise 429 when either is over its limit."""
     config = current_app.config
-    account_setting, ip_setting = _LIMITS.get(kind, _LIMITS["login"])
+    account_setting, ip_setting = _LIMITS[kind]  # an unknown kind is a bug, not the login limit
     keys: list[str] = []
     limits: list[int] = []
     if account:

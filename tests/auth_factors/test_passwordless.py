@@ -102,7 +102,7 @@ def test_email_code_for_another_address_is_rejected(client, run_jobs):
 
 
 def test_email_code_request_is_rate_limited_per_address_and_ip(client, app, monkeypatch):
-    monkeypatch.setitem(app.config, "AUTH_LOGIN_LIMIT_PER_ACCOUNT", 2)
+    monkeypatch.setitem(app.config, "AUTH_EMAIL_LIMIT_PER_ACCOUNT", 2)  # mails per address
     statuses = [request_code(client, "spam@example.test").status_code for _ in range(3)]
     assert statuses == [202, 202, 429]
     monkeypatch.setitem(app.config, "AUTH_LOGIN_LIMIT_PER_IP", 4)
