@@ -16,6 +16,7 @@ class Periodic:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("purge-idempotency-keys", "jobs.maintenance.purge_idempotency_keys", timedelta(hours=1)),
     Periodic("erase-due-accounts", "jobs.accounts.erase_due_accounts", timedelta(hours=1)),
+    Periodic("purge-expired-secrets", "jobs.accounts.purge_expired_secrets", timedelta(hours=6)),
     Periodic("reconcile-deliveries", "jobs.delivery.reconcile_deliveries", timedelta(seconds=30)),
     Periodic("reconcile-transactional-pushes", "jobs.push.reconcile_transactional_pushes", timedelta(minutes=1)),
 )
