@@ -7,11 +7,14 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Signing keys, the principal loader behind ``@require``, and ``flask create-staff``."""
+    from backend.auth.deletion import register_exporter
+    from backend.auth.factor_export import export_sign_in_factors
     from backend.auth.principal import load_principal
     from backend.auth.tokens import init_keys
 
     init_keys(app)
     app.extensions["groundwork.principal_loader"] = load_principal
+    register_exporter("sign_in_factors", export_sign_in_factors)
 
     @app.cli.command("create-staff")
     @click.option("--email", required=True, help="sign-in address of the staff member")

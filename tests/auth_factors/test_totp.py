@@ -205,3 +205,16 @@ def test_totp_disable_guessing_is_rate_limited(client, make_user, auth_headers, 
     assert statuses == [401, 401, 429]
     assert_error(client.delete("/v1/auth/mfa/totp", headers=headers, json={"code": totp_code(secret)}), 429,
                  "too_many_attempts")
+
+
+def test_export_shows_two_factor_state_but_never_its_secrets(client, make_user, auth_headers):
+    user = make_user()
+    headers = auth_headers(user)
+    before = client.get("/v1/me/export", headers=headers).get_json()["sign_in_factors"]
+    assert before == {"identities": [], "two_factor": {"totp_enabled": False, "enabled_at": None,
+                                                       "recovery_codes_left": 0}}
+    secret, codes = enable_totp(client, headers)
+    exported = client.get("/v1/me/export", headers=headers).get_json()
+    factors = exported["sign_in_factors"]["two_factor"]
+    assert factors["totp_enabled"] is True and factors["recovery_codes_left"] == len(codes) == 10
+    assert secret not in str(exported) and not any(code in str(exported) for code in codes)
