@@ -18,6 +18,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backend.config import SETTINGS
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
@@ -192,3 +198,19 @@ def _wait_for_port(server: Server, timeout: float = 10.0) -> None:
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"{server.name} not listening on {server.port}:\n{server.log_tail()}")
+
+
+def environment_of(app: Flask, **overrides: str) -> dict[str, str]:
+    """The test app's settings as the environment variables a separate process reads."""
+    env: dict[str, str] = {}
+    for setting in SETTINGS:
+        value = app.config.get(setting.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            env[setting.name] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            env[setting.name] = ",".join(map(str, value))
+        else:
+            env[setting.name] = str(value)
+    return {**env, **overrides}

@@ -19,10 +19,10 @@ import pytest
 import redis
 from flask import Flask
 
-from backend.config import SETTINGS
 from tests.e2e.processes import (
     INSTALL_HINT,
     Server,
+    environment_of,
     free_port,
     nginx_binary,
     start_gunicorn,
@@ -83,22 +83,6 @@ def access_log_entries(nginx: Server) -> list[dict[str, Any]]:
     """nginx's JSON access log lines so far."""
     path = Path(nginx.log_path).parent / "access.log"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def environment_of(app: Flask, **overrides: str) -> dict[str, str]:
-    """The test app's settings as the environment variables a separate process reads."""
-    env: dict[str, str] = {}
-    for setting in SETTINGS:
-        value = app.config.get(setting.name)
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            env[setting.name] = "true" if value else "false"
-        elif isinstance(value, list | tuple):
-            env[setting.name] = ",".join(map(str, value))
-        else:
-            env[setting.name] = str(value)
-    return {**env, **overrides}
 
 
 @pytest.fixture(scope="module")
