@@ -1,6 +1,7 @@
-"""Per-request plumbing: request IDs, input guards (type, depth, NUL characters), conditional GETs."""
+"""Per-request plumbing: request IDs, input guards (type, depth, unstorable text and numbers), conditional GETs."""
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -39,27 +40,35 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def contains_nul(value: Any) -> bool:
-    """Whether any string (key or value) in a parsed JSON value holds U+0000, without recursion."""
+# Text PostgreSQL cannot store: U+0000, and UTF-16 surrogates, which JSON's \uD800-style
+# escapes can produce unpaired (they have no UTF-8 form, so psycopg2 fails to encode them).
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_value(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored as sent ("text" or "number"), or None; no recursion."""
     stack = [value]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
-            if "\x00" in node:
-                return True
+            if _UNSTORABLE_TEXT.search(node):
+                return "text"
+        elif isinstance(node, float):
+            if not math.isfinite(node):  # NaN, Infinity, or a literal like 1e999 that overflowed
+                return "number"
         elif isinstance(node, dict):
             stack.extend(node.keys())
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return False
+    return None
 
 
-def _refuse_nul(location: str) -> NoReturn:
-    # PostgreSQL text cannot hold U+0000 (psycopg2 raises ValueError): refuse it up front
-    # with a 422 instead of failing with a 500 wherever the text reaches the database.
-    raise ValidationFailed("Text may not contain NUL (U+0000) characters.", code="nul_character",
-                           details={"location": location})
+def _refuse_text(location: str) -> NoReturn:
+    # Refused up front with a 422 rather than failing with a 500 wherever the text reaches
+    # the database (psycopg2: "cannot contain NUL", "surrogates not allowed").
+    raise ValidationFailed("Text may not contain NUL (U+0000) or unpaired surrogate characters.",
+                           code="invalid_text", details={"location": location})
 
 
 def _assign_request_id() -> None:
@@ -84,18 +93,22 @@ def _guard_json_body() -> None:
         raise BadRequest("The JSON body is nested too deeply.") from exc
     if json_depth(payload) > current_app.config["MAX_JSON_DEPTH"]:
         raise BadRequest("The JSON body is nested too deeply.")
-    if contains_nul(payload):
-        _refuse_nul("json")
+    problem = unstorable_value(payload)
+    if problem == "number":  # not JSON (RFC 8259 has no NaN/Infinity), and JSONB refuses it
+        raise BadRequest("JSON numbers must be finite: no NaN, Infinity or out-of-range values.")
+    if problem == "text":
+        _refuse_text("json")
 
 
 def _guard_path_and_query() -> None:
-    """Refuse NUL characters in the path and query string of API requests."""
+    """Refuse text PostgreSQL cannot store in the path and query string of API requests."""
     if not request.path.startswith("/v1/"):
         return
-    if "\x00" in request.path:
-        _refuse_nul("path")
-    if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.args.lists()):
-        _refuse_nul("query")
+    if _UNSTORABLE_TEXT.search(request.path):
+        _refuse_text("path")
+    if any(_UNSTORABLE_TEXT.search(key) or any(_UNSTORABLE_TEXT.search(value) for value in values)
+           for key, values in request.args.lists()):
+        _refuse_text("query")
 
 
 def _finish_response(response: Response) -> Response:

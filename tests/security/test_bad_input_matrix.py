@@ -188,16 +188,36 @@ def test_body_route_wrongly_typed_field_answers_422_naming_it(route, call):
         assert _mentions(error, name), f"{route.label} field {name}: {error}"
 
 
-@pytest.mark.parametrize("route", _body_cases("nul", with_schema=True))
-def test_body_route_nul_character_in_any_string_answers_422(route, call):
-    """PostgreSQL text cannot hold U+0000: it is refused before any view, in keys and values alike."""
+@pytest.mark.parametrize("route", _body_cases("unstorable-text", with_schema=True))
+def test_body_route_nul_or_lone_surrogate_in_any_string_answers_422(route, call):
+    """Text PostgreSQL cannot store (U+0000, unpaired surrogates) is refused before any view."""
     _, spec = collected_api()
     properties = route.body_schema(spec).get("properties", {})
     strings = [n for n, p in properties.items() if resolve(spec, p).get("type") == "string"] or ["zz_unknown"]
-    for payload in [{name: "before\u0000after"} for name in strings] + [{"a\u0000b": "x"}, {"x": [{"y": "\u0000"}]}]:
+    payloads = [{name: bad} for name in strings for bad in ("before\u0000after", "\ud800", "x\udfff")]
+    payloads += [{"a\u0000b": "x"}, {"\udc00": "x"}, {"x": [{"y": "\u0000"}]}]
+    for payload in payloads:
         response, rid = call(route, data=json.dumps(payload), content_type="application/json")
         error = assert_error(response, rid, {422}, where=f"{route.label} with {payload!r}")
-        assert error["code"] == "nul_character", f"{route.label} with {payload!r}: {error}"
+        assert error["code"] == "invalid_text", f"{route.label} with {payload!r}: {error}"
+
+
+@pytest.mark.parametrize("route", _body_cases("non-finite"))
+def test_body_route_nan_infinity_or_overflowing_number_answers_400(route, call):
+    """Not JSON (RFC 8259), and PostgreSQL's JSONB refuses them: 400 before any view."""
+    for literal in ("NaN", "Infinity", "-Infinity", "1e999", "-1e999"):
+        response, rid = call(route, data=f'{{"a": {literal}, "b": [{{"c": {literal}}}]}}',
+                             content_type="application/json")
+        assert_error(response, rid, {400}, where=f"{route.label} with {literal}")
+
+
+@pytest.mark.parametrize("route", _body_cases("undecodable"))
+def test_body_route_undecodable_json_answers_400(route, call):
+    for what, data in (("invalid UTF-8", b'{"a": "\xff\xfe"}'), ("5000-digit integer", b'{"a": ' + b"9" * 5000 + b"}"),
+                       ("trailing garbage", b'{"a": 1} {"b": 2}'), ("truncated", b"{"),
+                       ("single quotes", b"{'a': 1}")):
+        response, rid = call(route, data=data, content_type="application/json")
+        assert_error(response, rid, {400}, where=f"{route.label} with {what}")
 
 
 # ---------------------------------------------------------------- path and query
@@ -236,7 +256,7 @@ def test_query_route_wrongly_typed_parameter_answers_422(route, call):
         error = assert_error(response, rid, {400, 422}, where=f"{route.label} ?{param['name']}={wrong}")
         assert _mentions(error, param["name"]) or error["code"] != "validation_failed", error
     response, rid = call(route, query_string={route.query_parameters(spec)[0]["name"]: "a\x00b"})
-    assert assert_error(response, rid, {422}, where=f"{route.label} NUL in query")["code"] == "nul_character"
+    assert assert_error(response, rid, {422}, where=f"{route.label} NUL in query")["code"] == "invalid_text"
 
 
 def _wrong_query_value(schema: dict[str, Any]) -> str | None:

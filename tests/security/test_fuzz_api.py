@@ -40,7 +40,7 @@ def api_schema(app, db_session, generous_limits):
     """The app's own OpenAPI document, bound to the app for in-process (WSGI) calls."""
     config = schemathesis.Config()
     config.update(seed=SEED, max_failures=None)
-    # No U+0000 in generated text: the API refuses it up front (422 nul_character, proven for
+    # No U+0000 in generated text: the API refuses it up front (422 invalid_text, proven for
     # every route by test_bad_input_matrix), so it would only keep the fuzzer from going deeper.
     config.projects.override.generation.update(
         modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=MAX_EXAMPLES,
