@@ -16,9 +16,10 @@ import base64
 import hashlib
 import json
 import re
+import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -31,6 +32,15 @@ from backend.common.errors import Unauthorized
 
 _PEM_RE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.+?-----END [A-Z ]*PRIVATE KEY-----", re.S)
 _EXTENSION = "groundwork.jwt_keys"
+_VERIFIED = "groundwork.jwt_verified"
+# A client sends the same access token on every request of its lifetime, and verifying
+# one (two base64/JSON parses and an Ed25519 check in PyJWT) costs more CPU than all the
+# rest of GET /v1/me. The outcome for the same bytes under the same keys never changes,
+# so each worker remembers the claims of tokens it verified; only ``exp`` moves with
+# time and is checked on every use. Revocation is not decided here: the principal
+# loader checks the live session/user state on every request regardless.
+_VERIFIED_MAX = 4096  # tokens per worker (about 1 KiB each); the oldest goes first
+_LEEWAY_S = 5
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "role", "ver", "typ", "exp", "iat", "jti")
 
 
@@ -82,6 +92,34 @@ def load_keys(config: dict[str, Any]) -> list[SigningKey]:
 def init_keys(app: Flask) -> None:
     """Load the app's signing keys once (parsing only, no I/O)."""
     app.extensions[_EXTENSION] = load_keys(app.config)
+    app.extensions[_VERIFIED] = _VerifiedTokens()
+
+
+class _VerifiedTokens:
+    """Bounded memo of verified access tokens → their claims (per app, thread-safe)."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str, dict[str, Any]] = {}
+        self._keys: list[SigningKey] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, token: str, keys: list[SigningKey]) -> dict[str, Any] | None:
+        if keys is not self._keys:  # another key set (rotation): what it verified no longer counts
+            with self._lock:
+                self._claims, self._keys = {}, keys
+            return None
+        return self._claims.get(token)
+
+    def remember(self, token: str, claims: dict[str, Any], keys: list[SigningKey]) -> None:
+        with self._lock:
+            if keys is not self._keys:  # verified under a key set replaced meanwhile
+                return
+            if len(self._claims) >= _VERIFIED_MAX:
+                del self._claims[next(iter(self._claims))]  # insertion order: the oldest
+            self._claims[token] = claims
+
+    def forget(self, token: str) -> None:
+        self._claims.pop(token, None)
 
 
 def _keys() -> list[SigningKey]:
@@ -109,18 +147,33 @@ def issue_access_token(*, user_id: uuid.UUID, session_id: uuid.UUID, role: str, 
 
 def decode_access_token(token: str) -> dict[str, Any]:
     """Verified claims of an access token, or Unauthorized(token_expired|token_invalid)."""
+    verified: _VerifiedTokens = current_app.extensions[_VERIFIED]
+    keys = _keys()
+    claims = verified.get(token, keys)
+    if claims is not None:
+        # PyJWT's rule (exp <= now - leeway is expired), with its clock.
+        if claims["exp"] <= datetime.now(tz=UTC).timestamp() - _LEEWAY_S:
+            verified.forget(token)
+            raise Unauthorized("The access token has expired; refresh it.", code="token_expired")
+        return dict(claims)
+    claims = _verify_access_token(token, keys)
+    verified.remember(token, claims, keys)
+    return dict(claims)
+
+
+def _verify_access_token(token: str, keys: list[SigningKey]) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise Unauthorized("The access token is malformed.", code="token_invalid") from exc
-    key = next((k for k in _keys() if k.kid == header.get("kid")), None)
+    key = next((k for k in keys if k.kid == header.get("kid")), None)
     if key is None or header.get("alg") != key.alg:
         raise Unauthorized("The access token was not signed by this server.", code="token_invalid")
     config = current_app.config
     try:
         claims = jwt.decode(
             token, key.public, algorithms=[key.alg], audience=config["JWT_AUDIENCE"], issuer=config["JWT_ISSUER"],
-            options={"require": list(REQUIRED_CLAIMS)}, leeway=5,
+            options={"require": list(REQUIRED_CLAIMS)}, leeway=_LEEWAY_S,
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired; refresh it.", code="token_expired") from exc
