@@ -6,12 +6,16 @@ error and logs it); account-security limits in the auth domain fail closed.
 The general per-address limit counts anonymous traffic and writes. Reads that carry a
 bearer token are not counted there: they are cheap, authenticated, and would otherwise
 pay Redis round trips on the hottest path (GET /v1/me); nginx's per-address limits
-and each route's own limits still apply.
+and each route's own limits still apply. Such reads skip flask-limiter's request hook
+altogether (it spent more CPU deciding they were exempt than the rest of the request
+took): that hook enforces only the default limit here, while a limit put on a view with
+``limiter.limit`` is checked by the view's own wrapper and keeps applying.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import redis
 from flask import Flask, Response, current_app, request
@@ -30,6 +34,16 @@ def exempt_from_default_limits() -> bool:
     return request.method in _READS and request.headers.get("Authorization", "").startswith("Bearer ")
 
 
+def _unless_authenticated_read(check: Callable[[], None]) -> Callable[[], None]:
+    """flask-limiter's request hook, not run for authenticated reads (see module docstring)."""
+
+    def check_request_limit() -> None:
+        if not exempt_from_default_limits():
+            check()
+
+    return check_request_limit
+
+
 def _configured_default_limit() -> str:
     """The general limit of the app serving this request (read per request, per app)."""
     return current_app.config["RATELIMIT_DEFAULT"]
@@ -43,6 +57,8 @@ def init_limiter(app: Flask) -> Limiter:
         default_limits_exempt_when=exempt_from_default_limits,
     )
     limiter.init_app(app)
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks[hooks.index(limiter._check_request_limit)] = _unless_authenticated_read(limiter._check_request_limit)
     app.extensions["groundwork.limiter"] = limiter
     app.after_request(_rate_limit_headers)
     return limiter
