@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -58,13 +59,29 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
+# Label children by label values: ``labels()`` validates, locks and looks up on every
+# call; the set of (route, method, status) is small and fixed by the route table.
+_LATENCY_CHILDREN: dict[tuple[str, str], Any] = {}
+_REQUEST_CHILDREN: dict[tuple[str, str, int], Any] = {}
+
+
 def _observe(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is None:
         return response
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-    LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
-    REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+    elapsed = time.perf_counter() - started
+    current = request._get_current_object()  # type: ignore[attr-defined] - one proxy lookup, not four
+    endpoint = current.url_rule.rule if current.url_rule else "unmatched"
+    method, status = current.method, response.status_code
+    latency = _LATENCY_CHILDREN.get((endpoint, method))
+    if latency is None:
+        latency = _LATENCY_CHILDREN.setdefault((endpoint, method), LATENCY.labels(endpoint, method))
+    latency.observe(elapsed)
+    count = _REQUEST_CHILDREN.get((endpoint, method, status))
+    if count is None:
+        count = _REQUEST_CHILDREN.setdefault((endpoint, method, status),
+                                             REQUESTS.labels(endpoint, method, str(status)))
+    count.inc()
     return response
 
 
