@@ -110,8 +110,11 @@ def login(*, email: str, password: str, device_name: str | None, platform: str |
         raise Forbidden("Confirm your email address first; we can send the link again.", code="email_not_verified")
     if user.status == "pending_deletion":
         cancel_deletion(user=user, commit=False)  # signing in keeps the account
-    db.session.commit()
-    forget_state(users=[user.id], strict=False)
+    if db.session.dirty:  # a rehash or a cancelled deletion is kept even if what follows fails
+        db.session.commit()
+        forget_state(users=[user.id], strict=False)
+    # Usually nothing changed: no commit here, so the user row is not expired and read
+    # again; the session below is written in the transaction this sign-in already has.
     if totp.user_requires_totp(user):
         return totp.create_mfa_challenge(user=user, device_name=device_name, platform=platform, ip=ip,
                                          user_agent=user_agent)
