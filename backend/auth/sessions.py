@@ -78,8 +78,7 @@ def start_session(*, user: User, device_name: str | None, platform: str | None, 
     user.last_active_at = now
     db.session.add(session)
     db.session.flush()  # no ORM relationship orders the inserts: the session row goes first
-    db.session.add(refresh)
-    db.session.flush()
+    db.session.add(refresh)  # written by the commit's flush (its id and time are set above)
     body = _token_body(user, session, refresh, raw)
     db.session.commit()
     return body
