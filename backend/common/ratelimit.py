@@ -58,7 +58,8 @@ def init_limiter(app: Flask) -> Limiter:
     )
     limiter.init_app(app)
     hooks = app.before_request_funcs.setdefault(None, [])
-    hooks[hooks.index(limiter._check_request_limit)] = _unless_authenticated_read(limiter._check_request_limit)
+    if limiter._check_request_limit in hooks:  # absent when RATELIMIT_ENABLED is false
+        hooks[hooks.index(limiter._check_request_limit)] = _unless_authenticated_read(limiter._check_request_limit)
     app.extensions["groundwork.limiter"] = limiter
     app.after_request(_rate_limit_headers)
     return limiter
