@@ -76,10 +76,27 @@ class FcmSender:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._refresh_lock: asyncio.Lock | None = None
+        self._runner: asyncio.Runner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """Send every message and return one result per message, in order (own event loop)."""
-        return asyncio.run(self.send_batch_async(messages))
+        """Send every message and return one result per message, in order (own event loop).
+
+        The loop and its connection pool stay open between calls, so a worker sending batch
+        after batch reuses its keep-alive connections instead of reconnecting per batch.
+        """
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(self.send_batch_async(messages))
+
+    def close(self) -> None:
+        """Close the pooled connections and the sender's own event loop."""
+        if self._runner is not None:
+            if self._session is not None and not self._session.closed:
+                self._runner.run(self._session.close())
+            self._runner.close()
+        self._runner, self._session = None, None
 
     async def send_batch_async(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Async variant of ``send_batch`` for callers that already run an event loop."""
@@ -92,19 +109,27 @@ class FcmSender:
             return [SendResult(m.key, Outcome.AUTH_ERROR, detail=str(exc), attempts=0) for m in messages]
         results: list[SendResult | None] = [None] * len(messages)
         queue = iter(enumerate(messages))
-        connector = aiohttp.TCPConnector(limit=self.max_in_flight, ttl_dns_cache=300)
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        session = self._pooled_session()
 
-            async def worker() -> None:
-                # Workers share one iterator: at most max_in_flight requests, no task per message.
-                for index, message in queue:
-                    results[index] = await self._send_one(session, message)
+        async def worker() -> None:
+            # Workers share one iterator: at most max_in_flight requests, no task per message.
+            for index, message in queue:
+                results[index] = await self._send_one(session, message)
 
-            await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(messages)))))
+        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(messages)))))
         if any(result is None for result in results):
             raise RuntimeError("a message got no result")  # a bug here, never a lost message
         return results  # type: ignore[return-value]
+
+    def _pooled_session(self) -> aiohttp.ClientSession:
+        """The session of the running loop, created on first use and kept for later batches."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            connector = aiohttp.TCPConnector(limit=self.max_in_flight, ttl_dns_cache=300)
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            self._session_loop = loop
+        return self._session
 
     async def _send_one(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
         """Send one message with bounded fast retries for transient failures."""
