@@ -98,7 +98,7 @@ def test_worker_and_horse_killed_mid_batch_no_device_twice_none_lost(committed_a
         campaign_id = _launch(committed_app, 2000)
         first = workers.start("push")
         wait_for(lambda: fake_fcm.stats()["counters"].get("send_requests", 0) >= 500 and workers.horses(first),
-                 timeout=60, what="a batch in flight at the fake")
+                 timeout=60, what=f"a batch in flight at the fake; {_statuses(campaign_id)}")
         workers.kill(first)
         claimed_at_kill = _statuses(campaign_id).get("sending", 0)
         assert claimed_at_kill > 0  # the kill really landed mid-batch
@@ -107,7 +107,9 @@ def test_worker_and_horse_killed_mid_batch_no_device_twice_none_lost(committed_a
         # Rows still due go out through the reconciler; the dead batch stays 'sending' until its lease ends.
         def rest_sent() -> bool:
             reconcile.reconcile(db.session, lease_s=LEASE_S)
-            return not _statuses(campaign_id).get("pending")
+            left = _statuses(campaign_id)
+            # Done when only the dead batch is still 'sending' (the live worker's batches are recorded).
+            return not left.get("pending") and left.get("sending") == claimed_at_kill
 
         wait_for(rest_sent, timeout=120, every=1.0, what="the rest to be sent")
         later = utcnow() + timedelta(seconds=LEASE_S + 1)
@@ -186,7 +188,7 @@ def test_sigterm_lets_the_current_batch_finish_then_the_worker_exits(committed_a
         worker = workers.start("push")
         wait_for(lambda: _statuses(campaign_id).get("sending"), timeout=60, what="a claimed batch")
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(60) == 0
+        assert worker.wait(60) == 0, workers.log(0)[-3000:]
         left = _statuses(campaign_id)
         assert not left.get("sending")  # the batch in hand was finished and recorded
         assert left.get("sent", 0) >= 500 and left.get("pending", 0) > 0

@@ -76,10 +76,8 @@ def statuses(session: Any, campaign_id: uuid.UUID) -> dict[str, int]:
     return counts
 
 
-def bulk_campaign(session: Any, count: int, *, due_at: datetime, token_prefix: str = "tok",
-                  zones: list[str] | None = None, due_by_zone: dict[str, datetime] | None = None,
-                  **fields: Any) -> uuid.UUID:
-    """``count`` users with one device each and a running campaign over them, written in SQL (fast)."""
+def bulk_users(session: Any, count: int, *, token_prefix: str = "tok", zones: list[str] | None = None) -> str:
+    """``count`` users with one device each, written in SQL (fast); returns the email tag that marks them."""
     tag = uuid.uuid4().hex[:10]
     zone_list = zones or ["UTC"]
     session.execute(text(
@@ -91,6 +89,14 @@ def bulk_campaign(session: Any, count: int, *, due_at: datetime, token_prefix: s
         "INSERT INTO devices (id, user_id, installation_id, token, platform, time_zone, locale) "
         "SELECT gen_random_uuid(), u.id, 'inst-' || u.id, :prefix || '-' || u.id, 'android', u.time_zone, 'en' "
         "FROM users u WHERE u.email LIKE :pattern"), {"prefix": token_prefix, "pattern": f"%-{tag}@example.test"})
+    return tag
+
+
+def bulk_campaign(session: Any, count: int, *, due_at: datetime, token_prefix: str = "tok",
+                  zones: list[str] | None = None, due_by_zone: dict[str, datetime] | None = None,
+                  **fields: Any) -> uuid.UUID:
+    """``count`` users with one device each and a running campaign over them, written in SQL (fast)."""
+    tag = bulk_users(session, count, token_prefix=token_prefix, zones=zones)
     campaign = Campaign(name=fields.pop("name", f"bulk {tag}"), status=fields.pop("status", "running"),
                         category=fields.pop("category", "promotional"), audience={"type": "all"},
                         message=fields.pop("message", MESSAGE), schedule={"type": "at", "send_at": due_at.isoformat()},
