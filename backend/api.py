@@ -1,6 +1,10 @@
 """flask-smorest Api configured for Groundwork's error shape and security scheme."""
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import Any
+
+from apispec import BasePlugin
 from flask import Flask
 from flask_smorest import Api
 
@@ -18,6 +22,30 @@ class GroundworkApi(Api):
 
     def _register_error_handlers(self) -> None:  # backend.common.errors registers them
         return None
+
+
+_BODY_METHODS = {"post", "put", "patch", "delete"}
+
+
+class ErrorResponsesPlugin(BasePlugin):
+    """Documents the error answers every operation can give, all in the common shape.
+
+    Each is a reference to flask-smorest's per-status response component (the Error
+    schema), so clients and the fuzz tests see exactly which statuses to expect.
+    """
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **_: Any) -> None:
+        for method, operation in (operations or {}).items():
+            codes = {400, 429, 503}
+            if method in _BODY_METHODS:
+                codes |= {413, 415}
+            if operation.get("security"):
+                codes |= {401, 403}
+            if path and "{" in path:
+                codes.add(404)
+            responses = operation.setdefault("responses", {})
+            for code in sorted(codes):
+                responses.setdefault(str(code), HTTPStatus(code).name)
 
 
 def openapi_config() -> dict[str, object]:
@@ -45,5 +73,5 @@ def init_api(app: Flask, api: Api) -> Api:
     """Bind the Api to the app with Groundwork's OpenAPI settings."""
     for key, value in openapi_config().items():
         app.config.setdefault(key, value)
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponsesPlugin()]})
     return api

@@ -115,8 +115,8 @@ def register_blueprints(app: Flask) -> None:
     """Operations endpoints, Swagger UI assets, and the API blueprints of each domain."""
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
-    # Probes, scrapes and static docs are not API traffic: no Redis round trip for them.
-    for blueprint in (health.bp, docs.bp, metrics_bp):
+    # Probes, scrapes, the spec and its UI are not API traffic: no Redis round trip for them.
+    for blueprint in (health.bp, docs.bp, metrics_bp, app.blueprints["api-docs"]):
         app.extensions["groundwork.limiter"].exempt(blueprint)
     api = app.extensions["groundwork.api"]
     for name in DOMAINS:

@@ -131,6 +131,21 @@ def test_openapi_spec_is_valid_and_documents_every_operation(client):
                 f"{method.upper()} {path} documents no error response")
 
 
+def test_error_answers_are_documented_per_operation(client):
+    spec = client.get("/openapi.json").get_json()
+    me = spec["paths"]["/v1/me"]["get"]["responses"]
+    assert {"401", "403", "429", "503"} <= set(me)
+    assert me["401"] == {"$ref": "#/components/responses/UNAUTHORIZED"}
+    login = spec["paths"]["/v1/auth/login"]["post"]["responses"]
+    assert {"400", "413", "415", "422", "429"} <= set(login) and "403" not in login
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    assert spec["components"]["responses"]["UNAUTHORIZED"]["content"]["application/json"]["schema"] == error_ref
+
+
+def test_spec_and_docs_are_not_rate_limited(client):
+    assert "RateLimit-Limit" not in client.get("/openapi.json").headers
+
+
 def test_swagger_ui_is_served_from_local_assets(client):
     page = client.get("/docs")
     html = page.get_data(as_text=True)
