@@ -170,3 +170,9 @@ def test_logs_are_json_lines_carrying_the_request_id(database_url, services, cap
     assert entry["request_id"] == "trace-42"
     assert entry["level"] == "ERROR" and entry["path"] == "/v1/_raise"
     assert "kaboom" in entry["exc"]
+
+
+def test_app_starts_and_serves_with_rate_limiting_disabled(database_url, services):
+    app = create_app(app_settings(database_url, services.redis_url, RATELIMIT_ENABLED=False))
+    response = app.test_client().get("/v1/me")
+    assert response.status_code == 401 and "RateLimit-Limit" not in response.headers

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -113,6 +114,18 @@ def test_expired_access_token_says_token_expired(client, make_user):
     old = issue_access_token(user_id=user.id, session_id=uuid.UUID(body["session_id"]), role="user", token_version=0,
                              issued_at=utcnow() - timedelta(hours=1), jti=uuid.uuid4())
     assert _error(client.get("/v1/me", headers=_bearer(old))) == (401, "token_expired")
+
+
+def test_token_verified_earlier_still_expires_on_time(client, make_user, app):
+    """The per-worker memory of verified tokens re-checks exp on every use (5 s leeway)."""
+    user = make_user()
+    body = _login(client, user)
+    ttl = app.config["ACCESS_TOKEN_TTL_S"]
+    short = issue_access_token(user_id=user.id, session_id=uuid.UUID(body["session_id"]), role="user",
+                               token_version=0, issued_at=utcnow() - timedelta(seconds=ttl + 3), jti=uuid.uuid4())
+    assert client.get("/v1/me", headers=_bearer(short)).status_code == 200  # inside the leeway: verified, remembered
+    time.sleep(2.5)  # now past exp + leeway
+    assert _error(client.get("/v1/me", headers=_bearer(short))) == (401, "token_expired")
 
 
 def _pem(key) -> str:
