@@ -19,6 +19,7 @@ from backend.common.metrics import bp as metrics_bp
 from backend.common.metrics import register_metrics
 from backend.common.ratelimit import init_limiter
 from backend.common.requests import register_request_hooks
+from backend.common.sessions import ConsoleOnlySessionInterface
 from backend.config import load_config
 from backend.extensions import cache, db, migrate
 
@@ -74,6 +75,7 @@ def configure_app(app: Flask) -> None:
     c["CACHE_OPTIONS"] = {"socket_timeout": c["REDIS_SOCKET_TIMEOUT_S"],
                           "socket_connect_timeout": c["REDIS_SOCKET_TIMEOUT_S"]}
     c["JSON_SORT_KEYS"] = False
+    app.session_interface = ConsoleOnlySessionInterface()
     if c["PROXY_FIX_X_FOR"]:
         n = c["PROXY_FIX_X_FOR"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]

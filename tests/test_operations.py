@@ -176,3 +176,10 @@ def test_app_starts_and_serves_with_rate_limiting_disabled(database_url, service
     app = create_app(app_settings(database_url, services.redis_url, RATELIMIT_ENABLED=False))
     response = app.test_client().get("/v1/me")
     assert response.status_code == 401 and "RateLimit-Limit" not in response.headers
+
+
+def test_api_answers_never_open_or_set_cookie_sessions(client):
+    client.get("/admin/login")  # the console does use a signed cookie session
+    response = client.post("/v1/auth/login", json={"email": "nobody@example.test", "password": "x" * 12})
+    assert response.status_code in (401, 403)
+    assert "Set-Cookie" not in response.headers
