@@ -66,10 +66,7 @@ def app(database_url: str, services: Services) -> Flask:
 def redis_conn(app: Flask) -> Iterator[redis.Redis]:
     """The test session's Redis DB, emptied before each test."""
     connection = redis.Redis.from_url(app.config["REDIS_URL"])
-    claim = connection.get("groundwork:test-session-claim")
-    connection.flushdb()
-    if claim:
-        connection.set("groundwork:test-session-claim", claim, ex=3600)
+    connection.flushdb()  # the session's claim lives in DB 0 (tests/services.py)
     yield connection
     connection.close()
 

@@ -21,7 +21,7 @@ from backend.embedded import start_postgres, start_redis, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = ROOT / "instance" / "test-services"
-_CLAIM = "groundwork:test-session-claim"
+_CLAIM = "groundwork:test-claim"
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -63,26 +63,38 @@ class Services:
 
 
 def _claim_redis_db(base_url: str) -> str:
-    """A Redis DB number no other test session, benchmark or worker is using.
+    """A Redis DB number (1-15) no other test session, benchmark or worker is using.
 
-    Claimed with SET NX. A DB that has data but no claim is left alone while RQ workers
-    are registered in it (a benchmark or a dev stack); otherwise it is a crashed
+    The claims live in DB 0 (``groundwork:test-claim:<n>``, SET NX with a TTL), outside
+    the claimed DB, so a test flushing its own DB never drops its claim, even for an
+    instant. A DB with registered RQ workers and no claim belongs to a benchmark or a
+    dev stack and is skipped; one with data but no claim and no workers is a crashed
     session's leftovers and is reused.
     """
     parts = urlsplit(base_url)
-    for number in range(1, 16):
-        url = urlunsplit(parts._replace(path=f"/{number}"))
-        client = redis.Redis.from_url(url)
-        try:
-            if client.scard("rq:workers") and not client.exists(_CLAIM):
-                continue
-            if client.set(_CLAIM, os.getpid(), nx=True, ex=3600):
-                client.flushdb()
-                client.set(_CLAIM, os.getpid(), ex=3600)
-                return url
-        finally:
-            client.close()
+    control = redis.Redis.from_url(urlunsplit(parts._replace(path="/0")))
+    try:
+        for number in range(1, 16):
+            url = urlunsplit(parts._replace(path=f"/{number}"))
+            candidate = redis.Redis.from_url(url)
+            try:
+                if candidate.scard("rq:workers") and not control.exists(f"{_CLAIM}:{number}"):
+                    continue
+                if control.set(f"{_CLAIM}:{number}", os.getpid(), nx=True, ex=3 * 3600):
+                    candidate.flushdb()
+                    return url
+            finally:
+                candidate.close()
+    finally:
+        control.close()
     raise RuntimeError("no free Redis database (1-15) for this test session")
+
+
+def _release_redis_db(url: str) -> None:
+    """Empty the session's DB and drop its claim."""
+    parts = urlsplit(url)
+    redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(urlunsplit(parts._replace(path="/0"))).delete(f"{_CLAIM}:{parts.path.lstrip('/')}")
 
 
 def discover() -> Services:
@@ -98,7 +110,7 @@ def discover() -> Services:
         redis_url = "redis://127.0.0.1:6379/0"
     if redis_url:
         redis_url = _claim_redis_db(redis_url)
-        cleanups.append(lambda: redis.Redis.from_url(redis_url).flushdb())
+        cleanups.append(lambda: _release_redis_db(redis_url))
     else:
         redis_url, process = start_redis(EMBEDDED_DIR / "redis", persist=False)
         cleanups.append(lambda: stop_process(process))

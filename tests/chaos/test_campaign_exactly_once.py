@@ -140,9 +140,7 @@ def test_redis_flushed_mid_campaign_reconciler_rebuilds_exactly_once(committed_a
         db.session.commit()
         workers.start("push")
         wait_for(lambda: len(fake_fcm.messages()) >= 300, timeout=60, what="the first sends")
-        claim = redis_conn.get("groundwork:test-session-claim")
         redis_conn.flushdb()  # this session's Redis DB only: FLUSHALL would wipe other test sessions
-        redis_conn.set("groundwork:test-session-claim", claim or b"1", ex=3600)
         assert get_queue("push").count == 0
         _wait_done(campaign_id, timeout=120, reconcile_every=1.0)
         received = _received(fake_fcm)
