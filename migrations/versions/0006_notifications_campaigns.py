@@ -89,9 +89,11 @@ def upgrade():
     # covered for an index-only scan, and the few non-active users for an anti-join.
     op.create_index('ix_devices_pushable', 'devices', ['time_zone', 'platform', 'last_seen_at'], unique=False, postgresql_include=['locale', 'user_id', 'id'], postgresql_where=sa.text("disabled_at IS NULL AND token IS NOT NULL AND push_permission IN ('granted', 'provisional')"))
     op.create_index('ix_users_inactive', 'users', ['id'], unique=False, postgresql_where=sa.text("status <> 'active'"))
+    op.create_index('ix_notifications_campaign_openers', 'notifications', ['campaign_id', 'user_id'], unique=False, postgresql_where=sa.text('opened_at IS NOT NULL'))
 
 
 def downgrade():
+    op.drop_index('ix_notifications_campaign_openers', table_name='notifications', postgresql_where=sa.text('opened_at IS NOT NULL'))
     op.drop_index('ix_users_inactive', table_name='users', postgresql_where=sa.text("status <> 'active'"))
     op.drop_index('ix_devices_pushable', table_name='devices', postgresql_where=sa.text("disabled_at IS NULL AND token IS NOT NULL AND push_permission IN ('granted', 'provisional')"))
     op.drop_index('ix_campaign_deliveries_user_claimed', table_name='campaign_deliveries', postgresql_where=sa.text("status IN ('sent', 'sending')"))
