@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from backend.app import create_app
 from backend.common.jobs import QUEUES
 from backend.extensions import db
+from tests.fakes.fcm_server import FakeFcmControl, running_fake_fcm
 from tests.services import Services, discover
 
 
@@ -121,3 +122,23 @@ def run_jobs(app: Flask, db_session: Any):
         return worker.successful_job_count if hasattr(worker, "successful_job_count") else 0
 
     return run
+
+
+@pytest.fixture(scope="session")
+def fake_fcm_server() -> Iterator[FakeFcmControl]:
+    """One local FCM v1 server (OAuth, messages:send, error codes) for the session."""
+    with running_fake_fcm(project_id="groundwork-test") as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_fcm(fake_fcm_server: FakeFcmControl) -> FakeFcmControl:
+    """The fake FCM server, emptied of messages and counters for this test."""
+    fake_fcm_server.reset()
+    return fake_fcm_server
+
+
+def fcm_app_settings(database_url: str, redis_url: str, fake: FakeFcmControl, **extra: Any) -> dict[str, Any]:
+    """Settings of an app whose pushes really go over HTTP to the fake FCM server."""
+    return app_settings(database_url, redis_url, PUSH_BACKEND="fcm", FCM_CREDENTIALS_FILE=fake.credentials_path,
+                        FCM_ENDPOINT=fake.base_url, **extra)

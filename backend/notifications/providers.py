@@ -5,6 +5,7 @@ Every sender in Groundwork (transactional jobs, campaign fan-out) talks to a
 """
 from __future__ import annotations
 
+import atexit
 import json
 import time
 from collections.abc import Mapping
@@ -127,6 +128,8 @@ class FcmProvider:
                 project_id = json.load(handle).get("project_id", "")
         endpoint_base = f"{endpoint.rstrip('/')}/v1/projects" if endpoint else None
         self.sender = FcmSender(credentials_file, project_id, endpoint_base=endpoint_base, **options)
+        # The sender keeps its connection pool between batches; release it when the process ends.
+        atexit.register(self.sender.close)
 
     def send(self, messages: list[OutgoingPush]) -> list[PushResult]:
         """Send the batch; transient failures are retried briefly inside, 429 is only reported."""

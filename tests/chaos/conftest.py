@@ -16,29 +16,15 @@ import pytest
 from flask import Flask
 
 from backend.app import create_app
-from tests.conftest import app_settings
-from tests.fakes.fcm_server import FakeFcmControl, running_fake_fcm
+from tests.conftest import fcm_app_settings
+from tests.fakes.fcm_server import FakeFcmControl
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def fake_fcm_server() -> Iterator[FakeFcmControl]:
-    with running_fake_fcm(project_id="groundwork-chaos") as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_fcm(fake_fcm_server: FakeFcmControl) -> FakeFcmControl:
-    fake_fcm_server.reset()
-    return fake_fcm_server
-
-
-@pytest.fixture(scope="session")
 def app(database_url: str, services: Any, fake_fcm_server: FakeFcmControl) -> Flask:
-    return create_app(app_settings(
-        database_url, services.redis_url, PUSH_BACKEND="fcm",
-        FCM_CREDENTIALS_FILE=fake_fcm_server.credentials_path, FCM_ENDPOINT=fake_fcm_server.base_url))
+    return create_app(fcm_app_settings(database_url, services.redis_url, fake_fcm_server))
 
 
 class Workers:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,35 +12,17 @@ from backend.app import create_app
 from backend.auth.models import User
 from backend.extensions import db
 from tests.auth.conftest import auth_headers, make_user  # noqa: F401 - shared sign-in fixtures
-from tests.conftest import app_settings
-from tests.fakes.fcm_server import FakeFcmControl, running_fake_fcm
+from tests.conftest import fcm_app_settings
+from tests.fakes.fcm_server import FakeFcmControl
 
 SERVER_KEY = "test-server-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
-def fake_fcm_server() -> Iterator[FakeFcmControl]:
-    with running_fake_fcm(project_id="groundwork-test") as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_fcm(fake_fcm_server: FakeFcmControl) -> FakeFcmControl:
-    """The fake FCM server, emptied of messages and counters for this test."""
-    fake_fcm_server.reset()
-    return fake_fcm_server
-
-
-@pytest.fixture(scope="session")
 def app(database_url: str, services: Any, fake_fcm_server: FakeFcmControl) -> Flask:
     """The app under test for this package: pushes really go over HTTP to the fake FCM."""
-    return create_app(app_settings(
-        database_url, services.redis_url,
-        PUSH_BACKEND="fcm",
-        FCM_CREDENTIALS_FILE=fake_fcm_server.credentials_path,
-        FCM_ENDPOINT=fake_fcm_server.base_url,
-        SERVER_API_KEYS=[SERVER_KEY],
-    ))
+    return create_app(fcm_app_settings(database_url, services.redis_url, fake_fcm_server,
+                                       SERVER_API_KEYS=[SERVER_KEY]))
 
 
 @pytest.fixture
