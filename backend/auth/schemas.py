@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import json
-import re
-from functools import cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from backend.auth.passwords import MAX_LENGTH
+from backend.common.locales import is_language_tag, is_time_zone
 
-# language[-Script][-REGION][-variant...]
-_BCP47 = re.compile(
-    r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$")
 MAX_PROPERTIES = 50
 MAX_PROPERTIES_BYTES = 8192
 MAX_PROPERTY_KEY = 64
@@ -34,20 +29,15 @@ DeviceName = fields.String(load_default=None, validate=validate.Length(max=100))
 Platform = fields.String(load_default=None, validate=validate.OneOf(["ios", "android", "web", "other"]))
 
 
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def validate_time_zone(value: str) -> None:
     """An IANA zone name known to zoneinfo."""
-    if value not in _zones():
+    if not is_time_zone(value):
         raise ValidationError("Not an IANA time zone name (for example Europe/Paris).")
 
 
 def validate_locale(value: str) -> None:
     """A BCP 47 language tag such as en, pt-BR, zh-Hant-TW."""
-    if len(value) > 35 or not _BCP47.match(value):
+    if not is_language_tag(value):
         raise ValidationError("Not a BCP 47 language tag (for example en, pt-BR).")
 
 

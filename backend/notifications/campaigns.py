@@ -18,21 +18,18 @@ from sqlalchemy.orm import Session
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, NotFound, ValidationFailed
 from backend.common.jobs import enqueue_after_commit
+from backend.common.locales import is_language_tag
 from backend.notifications import schedule as sched
 from backend.notifications.audience import distinct_zones, parse_version
 from backend.notifications.campaign_models import Campaign, CampaignDelivery, CampaignVariant
 from backend.notifications.dispatch import schedule_dispatch
 from backend.notifications.templating import check_message_templates, merged_message
+from backend.notifications.topics import TOPIC_NAME
 
 MATERIALIZE_JOB = "jobs.campaigns.materialize_campaign"
 FCM_PAYLOAD_LIMIT = 4096  # bytes FCM accepts in one message
 # FCM refuses these data keys (its own namespace) and Android reserves the rest.
 _RESERVED_DATA_KEY = re.compile(r"^(from|notification|message_type|collapse_key|google\..*|gcm\..*)$")
-# BCP 47: language[-script][-region](-variant)*, the part apps actually send.
-_BCP47 = re.compile(
-    r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*$")
-# FCM's topic alphabet, as the topics service accepts it (kept here so campaigns stand alone).
-_TOPIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.~%-]{0,63}$")
 EDITABLE = ("draft", "scheduled", "running")  # the latter two only before their first send
 _TARGETING = ("audience", "variants", "holdout_percent", "schedule", "category")
 
@@ -43,7 +40,7 @@ def _invalid(code: str, message: str, field: str, **details: Any) -> ValidationF
 
 def check_locale(code: str, *, field: str) -> None:
     """Raise ``invalid_locale`` unless ``code`` is a BCP 47 language tag."""
-    if not _BCP47.match(code):
+    if not is_language_tag(code):
         raise _invalid("invalid_locale", f"{code!r} is not a BCP 47 language tag (e.g. en, fr-CA).", field)
 
 
@@ -101,7 +98,7 @@ def validate_campaign(data: dict[str, Any], *, now: datetime, launching: bool = 
     if audience.get("type") == "topic":
         if not audience.get("topic"):
             raise _invalid("topic_required", "A topic audience needs a topic.", "audience.topic")
-        if not _TOPIC_NAME.fullmatch(audience["topic"]):
+        if not TOPIC_NAME.fullmatch(audience["topic"]):
             raise _invalid("invalid_topic_name", "Topic names are 1-64 of a-z 0-9 - _ . ~ %.", "audience.topic")
     filters = audience.get("filters") or {}
     for zone in filters.get("time_zones") or []:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.common.errors import NotFound, ValidationFailed
+from backend.common.locales import is_time_zone
 from backend.notifications.models import Device
 from backend.notifications.providers import Outcome
 
@@ -32,18 +32,9 @@ class DeviceInfo:
     push_permission: str = "granted"
 
 
-def valid_time_zone(name: str) -> bool:
-    """True for an IANA zone name this machine knows (e.g. Europe/Paris)."""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def register_device(session: Session, *, user_id: uuid.UUID, installation_id: str, info: DeviceInfo) -> Device:
     """Create or refresh the caller's device; a token or installation seen elsewhere moves here."""
-    if info.time_zone is not None and not valid_time_zone(info.time_zone):
+    if info.time_zone is not None and not is_time_zone(info.time_zone):
         raise ValidationFailed("Unknown time zone.", code="invalid_time_zone", details={"time_zone": info.time_zone})
     now = utcnow()
     # Lock the installation row (if any) so two opens at once cannot both insert.

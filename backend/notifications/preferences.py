@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend.auth.models import User
 from backend.common.errors import ValidationFailed
-from backend.notifications.devices import valid_time_zone
+from backend.common.locales import is_time_zone
 from backend.notifications.models import CATEGORIES, Device, NotificationPreference, QuietHours
 
 # Receipts, security alerts, password resets: a user cannot turn these off.
@@ -95,7 +95,7 @@ def set_quiet_hours(
         return
     if start == end:
         raise ValidationFailed("Quiet hours must not start and end at the same time.", code="quiet_hours_empty")
-    if time_zone is not None and not valid_time_zone(time_zone):
+    if time_zone is not None and not is_time_zone(time_zone):
         raise ValidationFailed("Unknown time zone.", code="invalid_time_zone", details={"time_zone": time_zone})
     if existing is None:
         existing = QuietHours(user_id=user_id)

@@ -7,24 +7,20 @@ Unknown or invalid zones use the campaign's fallback zone.
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from backend.common.locales import is_time_zone
 
 # Launching a little late (a slow click, a queue) must not refuse or skip a send.
 GRACE = timedelta(minutes=1)
 
 
-@functools.cache
-def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def is_valid_zone(name: str | None) -> bool:
     """Whether ``name`` is an IANA zone this machine's tz database knows."""
-    if not name or name not in _known_zones():
+    if not is_time_zone(name):
         return False
     try:
         ZoneInfo(name)
