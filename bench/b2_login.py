@@ -3,12 +3,14 @@
 Both sides use every core the same way: the baseline verifies the 200 users' hashes in
 one process per core (argon2-cffi, the parameters backend.auth.passwords uses); the
 login side sends the same 200 sign-ins to gunicorn (production config) with twice as
-many client threads as cores. Median of 3 interleaved repetitions.
+many client threads as cores (``--clients``). Median of 3 interleaved repetitions (``--reps``).
 
     .venv/bin/python -m bench.b2_login    # prints the rows, writes its section of bench/RESULTS-auth.md
+    .venv/bin/python -m bench.b2_login --clients 20 --reps 5 --no-write   # an experiment, results not written
 """
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -46,7 +48,7 @@ def raw_verify_rate(hashes: list[str]) -> float:
     return len(hashes) / elapsed
 
 
-def login_rate(url: str, emails: list[str]) -> tuple[float, int]:
+def login_rate(url: str, emails: list[str], clients: int) -> tuple[float, int]:
     """Sign-ins per second over HTTP, and how many did not answer 200."""
     import requests
 
@@ -58,7 +60,7 @@ def login_rate(url: str, emails: list[str]) -> tuple[float, int]:
         return session.post(f"{url}/v1/auth/login", json={"email": email, "password": PASSWORD,
                                                           "device_name": "bench"}, timeout=30).status_code
 
-    with ThreadPoolExecutor(2 * (os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(clients) as pool:
         list(pool.map(login, emails[:4]))  # warm-up
         started = time.perf_counter()
         codes = list(pool.map(login, emails))
@@ -93,6 +95,12 @@ def main() -> int:
     """Run the interleaved measurements, print the row, write the B2 section of bench/RESULTS-auth.md."""
     from tests.services import discover
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=2 * (os.cpu_count() or 1), help="client threads")
+    parser.add_argument("--reps", type=int, default=REPS, help="interleaved repetitions (median)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS-auth.md alone")
+    args = parser.parse_args()
+    load_start = os.getloadavg()
     run_dir = ROOT / "bench" / "out" / f"b2-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True)
     services = discover()
@@ -103,8 +111,8 @@ def main() -> int:
         emails, hashes = prepare(env)
         server = start_gunicorn("wsgi:app", run_dir / "groundwork", env=env)
         logins, raws, failures = [], [], 0
-        for _ in range(REPS):
-            rate, failed = login_rate(server.url, emails)
+        for _ in range(args.reps):
+            rate, failed = login_rate(server.url, emails, args.clients)
             logins.append(rate)
             failures += failed
             raws.append(raw_verify_rate(hashes))
@@ -122,10 +130,13 @@ def main() -> int:
     one, five, fifteen = os.getloadavg()
     body = (f"{table}\n\nEach rep: logins/s {', '.join(f'{x:.1f}' for x in logins)}; raw verifies/s "
             f"{', '.join(f'{x:.1f}' for x in raws)}; non-200 logins {failures}. Client: requests, "
-            f"{2 * (os.cpu_count() or 1)} threads; baseline: {os.cpu_count()} processes. gunicorn: production config, "
-            f"ENV=production. Load average at the end: {one:.1f} / {five:.1f} / {fifteen:.1f}.\n\n"
+            f"{args.clients} threads; baseline: {os.cpu_count()} processes. gunicorn: production config, "
+            f"ENV=production. Load average at the start: {' / '.join(f'{x:.1f}' for x in load_start)}; "
+            f"at the end: {one:.1f} / {five:.1f} / {fifteen:.1f}.\n\n"
             f"Run: `.venv/bin/python -m bench.b2_login` (logs under {run_dir.relative_to(ROOT)}/).")
-    write_section(RESULTS, "B2: login vs raw Argon2id verify", body)
+    print(body)
+    if not args.no_write:
+        write_section(RESULTS, "B2: login vs raw Argon2id verify", body)
     return 0
 
 
