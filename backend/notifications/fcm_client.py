@@ -92,9 +92,13 @@ class FcmSender:
 
     def close(self) -> None:
         """Close the pooled connections and the sender's own event loop."""
-        if self._runner is not None:
-            if self._session is not None and not self._session.closed:
+        if self._session is not None and not self._session.closed:
+            if self._session_loop is not None and self._session_loop.is_running():
+                # The pool lives on a caller's loop in another thread (send_batch_async): close it there.
+                asyncio.run_coroutine_threadsafe(self._session.close(), self._session_loop).result(timeout=5)
+            elif self._runner is not None:
                 self._runner.run(self._session.close())
+        if self._runner is not None:
             self._runner.close()
         self._runner, self._session = None, None
 
