@@ -11,10 +11,10 @@ from datetime import datetime
 
 import redis
 from flask import current_app
-from rq import get_current_job
+from rq import Worker, get_current_job
 
 from backend.common.db import utcnow
-from backend.common.jobs import PendingJob, redis_client, send_now
+from backend.common.jobs import PendingJob, get_queue, redis_client, send_now
 from backend.extensions import db
 from backend.notifications import delivery, dispatch, reconcile
 
@@ -30,7 +30,7 @@ def dispatch_campaign(*, campaign_id: str, due_at: str | None = None) -> int:
     now = utcnow()
     due = dispatch.count_due(db.session, campaign_id=campaign_id, now=now)
     db.session.rollback()
-    lanes = dispatch.lane_count(due)
+    lanes = min(dispatch.lane_count(due), _push_workers())
     if lanes == 0:
         return 0
     tag = f"{int(datetime.fromisoformat(due_at).timestamp())}" if due_at else f"{int(now.timestamp())}"
@@ -60,6 +60,20 @@ def reconcile_deliveries() -> dict[str, int]:
     """Periodic: rebuild due work from PostgreSQL, expire stale claims, complete campaigns."""
     lease = 2 * current_app.config["JOB_TIMEOUT_S"]
     return reconcile.reconcile(db.session, lease_s=lease).as_dict()
+
+
+def _push_workers() -> int:
+    """Workers listening on the push queue (at least 1: this one).
+
+    A worker runs one lane at a time, so lanes beyond the workers only queue up and, once
+    the first lane has sent everything, each costs a fork to find nothing due. A lane that
+    runs out of budget hands over to a new job, which a worker started later can take.
+    """
+    try:
+        return max(1, Worker.count(queue=get_queue(dispatch.PUSH_QUEUE)))
+    except redis.RedisError:
+        log.warning("could not count the push workers", exc_info=True)
+        return dispatch.MAX_LANES
 
 
 def _shutdown_requested() -> bool:

@@ -9,10 +9,16 @@ back in one statement per batch, guarded by the claim token.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import logging
+import os
 import random
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,31 +34,53 @@ from backend.notifications import inbox, policy
 from backend.notifications.campaign_models import Campaign, CampaignVariant
 from backend.notifications.devices import prune_token
 from backend.notifications.dispatch import schedule_dispatch
-from backend.notifications.providers import Outcome, OutgoingPush, PushResult, get_provider
+from backend.notifications.fcm_payload import SendResult
+from backend.notifications.providers import (
+    FcmProvider,
+    Outcome,
+    OutgoingPush,
+    PushResult,
+    get_provider,
+    to_fcm_message,
+)
 from backend.notifications.templating import merged_message, personal_context, render_for
 
-BATCH_SIZE = 500  # rows per claim = requests in flight: a crash mid-batch leaves no claimed row unrequested
+# Rows per claim; PIPELINE_SLOTS batches in flight = the sender's 500 connections, so every
+# claimed row is requested at once: a crash mid-batch leaves no claimed row unrequested.
+BATCH_SIZE = 250
 MAX_ATTEMPTS = 4  # provider calls per row for 500/503 before it is failed
 RETRY_BASE = timedelta(seconds=20)
 RETRY_CAP = timedelta(minutes=15)
 DEFAULT_RETRY_AFTER = timedelta(seconds=60)
 PRUNED = frozenset({Outcome.UNREGISTERED, Outcome.INVALID_TOKEN, Outcome.SENDER_MISMATCH})
 TRANSIENT = frozenset({Outcome.UNAVAILABLE, Outcome.INTERNAL})
+PIPELINE_SLOTS = 2  # batches in flight at once: one's database work overlaps the other's requests
 
+log = logging.getLogger(__name__)
+
+# The due rows are picked (and locked) alone, in the order of the partial index on
+# (campaign_id, next_attempt_at), before any join: the cost stays per batch, not per campaign.
 _CLAIM = """
+WITH due AS (
+    SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts, d.next_attempt_at
+    FROM campaign_deliveries d
+    WHERE d.campaign_id = :campaign AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
+    ORDER BY d.next_attempt_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
 SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts,
-       dv.token, dv.disabled_at IS NOT NULL, dv.push_permission = 'denied',
+       dv.token, dv.disabled, dv.denied,
        p.enabled, q.start_local, q.end_local, q.time_zone,
        u.first_name, u.display_name, {properties}
-FROM campaign_deliveries d
-JOIN devices dv ON dv.id = d.device_id
+FROM due d
+-- LATERAL: one index probe per claimed row (a hash join would read every device)
+CROSS JOIN LATERAL (SELECT x.token, x.disabled_at IS NOT NULL AS disabled, x.push_permission = 'denied' AS denied
+                    FROM devices x WHERE x.id = d.device_id LIMIT 1) dv
 LEFT JOIN users u ON u.id = d.user_id
 LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = :category
 LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
-WHERE d.campaign_id = :campaign AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
 ORDER BY d.next_attempt_at, d.id
-LIMIT :limit
-FOR UPDATE OF d SKIP LOCKED
 """
 
 _PARK = """
@@ -65,7 +93,7 @@ SET status = v.status,
     attempts = d.attempts + CASE WHEN v.status = 'sending' THEN 1 ELSE 0 END
 FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:next_at AS timestamptz[]),
             CAST(:errs AS text[])) AS v(id, status, next_at, err)
-WHERE d.id = v.id
+WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
 """
 
 _RECORD = """
@@ -78,7 +106,8 @@ SET status = v.status,
     claim_token = CASE WHEN v.status IN ('pending', 'deferred') THEN NULL ELSE d.claim_token END
 FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:mids AS text[]), CAST(:errs AS text[]),
             CAST(:next_at AS timestamptz[])) AS v(id, status, mid, err, next_at)
-WHERE d.id = v.id AND d.claim_token = CAST(:token AS uuid) AND d.status IN ('sending', 'unknown')
+WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.claim_token = CAST(:token AS uuid)
+  AND d.status IN ('sending', 'unknown')
 """
 
 
@@ -112,19 +141,25 @@ def run_lane(session: Session, *, campaign_id: uuid.UUID, now: datetime | None =
     """Send due rows of a campaign batch after batch until none is due, the budget ends or a stop.
 
     ``now`` fixes the clock for every decision (tests); by default each batch reads it anew.
+    With FCM, ``PIPELINE_SLOTS`` batches are in flight at once, so the database work of one
+    overlaps the requests of the other and the connection pool does not idle.
     """
-    reports: list[BatchReport] = []
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     started = time.monotonic()
+
+    def out_of_time() -> bool:
+        return ((budget_s is not None and time.monotonic() - started >= budget_s)
+                or (should_stop is not None and should_stop()))
+
+    provider = get_provider(app)
+    if isinstance(provider, FcmProvider) and batch_size * PIPELINE_SLOTS <= provider.sender.max_in_flight:
+        return _run_pipelined(session, provider, campaign_id=campaign_id, now=now, batch_size=batch_size,
+                              max_batches=max_batches, out_of_time=out_of_time, app=app)
+    reports: list[BatchReport] = []
     while True:
         report = send_batch(session, campaign_id=campaign_id, now=now, batch_size=batch_size, app=app)
         reports.append(report)
-        if report.stop is not None:
-            break
-        if max_batches is not None and len(reports) >= max_batches:
-            break
-        if budget_s is not None and time.monotonic() - started >= budget_s:
-            break
-        if should_stop is not None and should_stop():
+        if report.stop is not None or len(reports) == max_batches or out_of_time():
             break
     return reports
 
@@ -133,25 +168,133 @@ def send_batch(session: Session, *, campaign_id: uuid.UUID, now: datetime | None
                batch_size: int = BATCH_SIZE, app: Flask | None = None) -> BatchReport:
     """Claim up to ``batch_size`` due rows, decide each, send the sendable ones, record results."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    clock = now or utcnow()
     report = BatchReport()
+    begun = _begin(session, campaign_id=campaign_id, now=now, batch_size=batch_size, report=report)
+    if begun is None:
+        return report
+    campaign, token, claimed = begun
+    results = get_provider(app).send([c.push for c in claimed])
+    _finish(session, campaign, claimed, results, token=token, now=now, report=report, app=app)
+    return report
+
+
+def _begin(session: Session, *, campaign_id: uuid.UUID, now: datetime | None, batch_size: int,
+           report: BatchReport) -> tuple[Campaign, uuid.UUID, list[Claimed]] | None:
+    """Claim a batch and commit it as 'sending' (durable before any provider call); None: nothing to send."""
+    clock = now or utcnow()
     campaign = session.get(Campaign, campaign_id, populate_existing=True)
     if campaign is None or campaign.status != "running":
         session.rollback()
         report.stop = "inactive"
-        return report
+        return None
     token = uuid.uuid4()
     claimed = _claim(session, campaign, token=token, now=clock, limit=batch_size, report=report)
     session.commit()  # the ledger: 'sending' is durable before any provider call
     if report.wake_at is not None:
         _schedule(session, campaign_id, report.wake_at, clock)
     if not claimed:
-        return report
-    results = get_provider(app).send([c.push for c in claimed])
+        return None
+    return campaign, token, claimed
+
+
+def _finish(session: Session, campaign: Campaign, claimed: list[Claimed], results: list[PushResult], *,
+            token: uuid.UUID, now: datetime | None, report: BatchReport, app: Flask) -> None:
+    """Record a sent batch's results, commit, then announce the new inbox entries."""
     _record(session, campaign, claimed, results, token=token, now=now, report=report)
     session.commit()
     inbox.announce(redis_client(app), report.inbox_events)  # live inbox streams, after the commit
-    return report
+
+
+@dataclass
+class _InFlight:
+    campaign: Campaign
+    token: uuid.UUID
+    claimed: list[Claimed]
+    report: BatchReport
+    future: concurrent.futures.Future[list[SendResult]]
+
+
+def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid.UUID, now: datetime | None,
+                   batch_size: int, max_batches: int | None, out_of_time: Callable[[], bool],
+                   app: Flask) -> list[BatchReport]:
+    """The lane with ``PIPELINE_SLOTS`` batches in flight on the sender's own event loop.
+
+    Each batch is claimed and committed just before its requests go out, and the batches in
+    flight together never exceed the sender's connection limit, so every claimed row is
+    requested at once (a crash leaves no claimed row unrequested) while the database work of
+    the next claim and of the last batch's results runs during the other batch's requests.
+    """
+    loop = _sender_loop()
+    reports: list[BatchReport] = []
+    inflight: deque[_InFlight] = deque()
+    ended: BatchReport | None = None  # the claim that found nothing to send (idle/throttled/inactive)
+    paused: BatchReport | None = None
+    claims = 0
+    claiming = True
+    try:
+        while True:
+            while claiming and len(inflight) < PIPELINE_SLOTS:
+                report = BatchReport()
+                begun = _begin(session, campaign_id=campaign_id, now=now, batch_size=batch_size, report=report)
+                claims += 1
+                if report.stop is not None:
+                    ended, claiming = report, False
+                if begun is not None:
+                    campaign, token, claimed = begun
+                    messages = [to_fcm_message(c.push) for c in claimed]
+                    future = asyncio.run_coroutine_threadsafe(provider.sender.send_batch_async(messages), loop)
+                    inflight.append(_InFlight(campaign, token, claimed, report, future))
+                elif report.stop is None:
+                    reports.append(report)  # every row of the batch was parked: claim on
+                    claiming = not out_of_time()
+                if claims == max_batches:
+                    claiming = False
+            if not inflight:
+                break
+            done = inflight.popleft()
+            _finish(session, done.campaign, done.claimed, _push_results(done.future.result()), token=done.token,
+                    now=now, report=done.report, app=app)
+            if done.report is not ended:
+                reports.append(done.report)
+            if done.report.stop == "paused":
+                paused, claiming = done.report, False
+            elif claiming and out_of_time():
+                claiming = False  # budget or shutdown: finish what is in flight, claim no more
+    finally:
+        if inflight:  # an error above: still record what went out
+            session.rollback()
+        for left in inflight:
+            try:
+                _finish(session, left.campaign, left.claimed, _push_results(left.future.result()),
+                        token=left.token, now=now, report=left.report, app=app)
+            except Exception:  # the reconciler settles these rows as 'unknown' after their lease
+                session.rollback()
+                log.exception("could not record an in-flight batch of campaign %s", campaign_id)
+    if ended is not None:
+        reports.append(ended)
+    if paused is not None:  # the lane's reason to stop comes last
+        reports.remove(paused)
+        reports.append(paused)
+    return reports
+
+
+def _push_results(results: list[SendResult]) -> list[PushResult]:
+    return [PushResult(r.key, r.outcome, r.name, r.error_code, r.retry_after, r.detail) for r in results]
+
+
+_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """This process's background event loop for FCM sends (a forked work-horse starts its own)."""
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP[0] != os.getpid() or _LOOP[1].is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="fcm-sender", daemon=True).start()
+            _LOOP = (os.getpid(), loop)
+        return _LOOP[1]
 
 
 def _claim(session: Session, campaign: Campaign, *, token: uuid.UUID, now: datetime, limit: int,
