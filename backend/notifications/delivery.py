@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import os
 import random
@@ -19,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +30,9 @@ from sqlalchemy.orm import Session
 from backend.common.db import utcnow
 from backend.common.jobs import redis_client
 from backend.notifications import inbox, policy
+from backend.notifications.campaign_messages import Composer, add_inbox_entries
 from backend.notifications.campaign_models import Campaign, CampaignVariant
+from backend.notifications.delivery_sql import CLAIM_SQL, PARK_SQL, RECORD_SQL
 from backend.notifications.devices import prune_token
 from backend.notifications.dispatch import schedule_dispatch
 from backend.notifications.fcm_payload import SendResult
@@ -43,7 +44,6 @@ from backend.notifications.providers import (
     get_provider,
     to_fcm_message,
 )
-from backend.notifications.templating import merged_message, personal_context, render_for
 
 # Rows per claim; PIPELINE_SLOTS batches in flight = the sender's 500 connections, so every
 # claimed row is requested at once: a crash mid-batch leaves no claimed row unrequested.
@@ -58,57 +58,6 @@ PIPELINE_SLOTS = 2  # batches in flight at once: one's database work overlaps th
 
 log = logging.getLogger(__name__)
 
-# The due rows are picked (and locked) alone, in the order of the partial index on
-# (campaign_id, next_attempt_at), before any join: the cost stays per batch, not per campaign.
-_CLAIM = """
-WITH due AS (
-    SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts, d.next_attempt_at
-    FROM campaign_deliveries d
-    WHERE d.campaign_id = :campaign AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
-    ORDER BY d.next_attempt_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-)
-SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts,
-       dv.token, dv.disabled, dv.denied,
-       p.enabled, q.start_local, q.end_local, q.time_zone,
-       u.first_name, u.display_name, {properties}
-FROM due d
--- LATERAL: one index probe per claimed row (a hash join would read every device)
-CROSS JOIN LATERAL (SELECT x.token, x.disabled_at IS NOT NULL AS disabled, x.push_permission = 'denied' AS denied
-                    FROM devices x WHERE x.id = d.device_id LIMIT 1) dv
-LEFT JOIN users u ON u.id = d.user_id
-LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = :category
-LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
-ORDER BY d.next_attempt_at, d.id
-"""
-
-_PARK = """
-UPDATE campaign_deliveries d
-SET status = v.status,
-    next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
-    error_code = v.err,
-    claim_token = CASE WHEN v.status = 'sending' THEN CAST(:token AS uuid) END,
-    claimed_at = CASE WHEN v.status = 'sending' THEN CAST(:now AS timestamptz) ELSE d.claimed_at END,
-    attempts = d.attempts + CASE WHEN v.status = 'sending' THEN 1 ELSE 0 END
-FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:next_at AS timestamptz[]),
-            CAST(:errs AS text[])) AS v(id, status, next_at, err)
-WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
-"""
-
-_RECORD = """
-UPDATE campaign_deliveries d
-SET status = v.status,
-    sent_at = CASE WHEN v.status = 'sent' THEN CAST(:at AS timestamptz) END,
-    fcm_message_id = v.mid,
-    error_code = v.err,
-    next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
-    claim_token = CASE WHEN v.status IN ('pending', 'deferred') THEN NULL ELSE d.claim_token END
-FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:mids AS text[]), CAST(:errs AS text[]),
-            CAST(:next_at AS timestamptz[])) AS v(id, status, mid, err, next_at)
-WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.claim_token = CAST(:token AS uuid)
-  AND d.status IN ('sending', 'unknown')
-"""
 
 
 @dataclass
@@ -318,7 +267,7 @@ def _claim(session: Session, campaign: Campaign, *, token: uuid.UUID, now: datet
     composer = Composer(campaign, session.scalars(
         select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)))
     properties = "u.properties" if composer.personal else "NULL"
-    rows = session.execute(text(_CLAIM.format(properties=properties)), {
+    rows = session.execute(text(CLAIM_SQL.format(properties=properties)), {
         "campaign": campaign.id, "category": campaign.category, "now": now, "limit": limit}).all()
     report.claimed = len(rows)
     if not rows:
@@ -349,7 +298,7 @@ def _claim(session: Session, campaign: Campaign, *, token: uuid.UUID, now: datet
             report.parked[verdict.status] = report.parked.get(verdict.status, 0) + 1
             if verdict.next_attempt_at is not None:
                 report.wake_at = min(filter(None, (report.wake_at, verdict.next_attempt_at)))
-    session.execute(text(_PARK), {"ids": ids, "statuses": statuses, "next_at": next_at, "errs": errs,
+    session.execute(text(PARK_SQL), {"ids": ids, "statuses": statuses, "next_at": next_at, "errs": errs,
                                   "token": str(token), "now": now})
     return claimed
 
@@ -390,11 +339,11 @@ def _record(session: Session, campaign: Campaign, claimed: list[Claimed], result
         mids.append(mid)
         errs.append(err)
         next_at.append(when)
-    session.execute(text(_RECORD), {"ids": ids, "statuses": statuses, "mids": mids, "errs": errs,
+    session.execute(text(RECORD_SQL), {"ids": ids, "statuses": statuses, "mids": mids, "errs": errs,
                                     "next_at": next_at, "at": at, "token": str(token)})
     report.sent = len(sent)
     if sent:
-        report.inbox_events = _add_inbox_entries(session, campaign, sent, at)
+        report.inbox_events = add_inbox_entries(session, campaign, sent, at)
     if auth_failure is not None:
         code = auth_failure.error_code or auth_failure.outcome.value
         reason = f"FCM authentication failed ({code}): {auth_failure.detail or 'no detail'}"
@@ -427,109 +376,6 @@ def _outcome(row: Claimed, result: PushResult | None,
         backoff = min(RETRY_CAP, RETRY_BASE * 2 ** (row.attempts - 1))
         return "pending", None, code, at + backoff * random.uniform(0.5, 1.0)
     return "failed", None, code, None
-
-
-def _add_inbox_entries(session: Session, campaign: Campaign, sent: list[Claimed],
-                       at: datetime) -> list[tuple[uuid.UUID, dict[str, Any]]]:
-    """One inbox entry per user and campaign, however many of the user's devices got the push."""
-    first: dict[uuid.UUID, Claimed] = {}
-    for row in sent:
-        first.setdefault(row.user_id, row)
-    # Two lanes may hold two devices of one user: serialise on (campaign, user), then check.
-    session.execute(
-        text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(:c || u, 0) AS k "
-             "FROM unnest(CAST(:users AS text[])) u ORDER BY k) s"),
-        {"c": f"gw-inbox:{campaign.id}:", "users": sorted(str(u) for u in first)})
-    have = set(session.scalars(
-        text("SELECT user_id FROM notifications WHERE campaign_id = :c AND user_id = ANY(CAST(:users AS uuid[]))"),
-        {"c": campaign.id, "users": [str(u) for u in first]}))
-    fresh = [row for user_id, row in first.items() if user_id not in have]
-    if not fresh:
-        return []
-    # One INSERT for the batch (an ORM object per entry costs more than the push itself).
-    ids = [uuid.uuid4() for _ in fresh]
-    pushes = [r.push for r in fresh]
-    columns: dict[str, list[Any]] = {
-        "ids": [str(i) for i in ids], "users": [str(r.user_id) for r in fresh],
-        "titles": [p.title for p in pushes], "bodies": [p.body for p in pushes],
-        "data": [json.dumps(_inbox_data(p)) for p in pushes], "variants": [p.data.get("variant") for p in pushes],
-        "links": [p.deep_link for p in pushes], "images": [p.image for p in pushes],
-        "priorities": [p.priority for p in pushes], "ttls": [p.ttl_seconds for p in pushes],
-        "collapses": [p.collapse_key for p in pushes], "silents": [p.silent for p in pushes],
-        "badges": [p.badge for p in pushes],
-    }
-    session.execute(text(
-        "INSERT INTO notifications (id, user_id, category, title, body, data, deep_link, image_url, campaign_id, "
-        "variant, priority, ttl_seconds, collapse_key, silent, badge, created_at) "
-        "SELECT v.id, v.user_id, :category, v.title, v.body, CAST(v.data AS jsonb), v.link, v.image, :campaign, "
-        "v.variant, v.priority, v.ttl, v.collapse, v.silent, v.badge, :at "
-        "FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[]), CAST(:titles AS text[]), CAST(:bodies AS text[]), "
-        "CAST(:data AS text[]), CAST(:variants AS text[]), CAST(:links AS text[]), CAST(:images AS text[]), "
-        "CAST(:priorities AS text[]), CAST(:ttls AS int[]), CAST(:collapses AS text[]), CAST(:silents AS boolean[]), "
-        "CAST(:badges AS int[])) AS v(id, user_id, title, body, data, variant, link, image, priority, ttl, collapse, "
-        "silent, badge)"),
-        {**columns, "category": campaign.category, "campaign": campaign.id, "at": at})
-    return [(row.user_id, {
-        "id": str(entry_id), "category": campaign.category, "title": row.push.title, "body": row.push.body,
-        "data": _inbox_data(row.push), "deep_link": row.push.deep_link, "image_url": row.push.image,
-        "campaign_id": str(campaign.id), "created_at": at.isoformat(), "read_at": None, "opened_at": None,
-    }) for entry_id, row in zip(ids, fresh, strict=True)]
-
-
-def _inbox_data(push: OutgoingPush) -> dict[str, str]:
-    # The inbox shows the app's own data; the campaign/variant keys live in their own columns.
-    return {k: v for k, v in push.data.items() if k not in ("campaign_id", "variant")}
-
-
-class Composer:
-    """Builds each recipient's push from the campaign message, its variant and locale.
-
-    Without personalisation the rendered title/body are shared per (variant, locale),
-    so a 100k fan-out renders a handful of templates, not 100k.
-    """
-
-    def __init__(self, campaign: Campaign, variants: Iterable[CampaignVariant]) -> None:
-        self.campaign_id = str(campaign.id)
-        self.label = f"campaign-{campaign.id.hex}"
-        self.base = campaign.message or {}
-        self.overrides = {v.key: v.message_override or {} for v in variants}
-        self.personal = any(
-            "{{" in part or "{%" in part
-            for message in (self.base, *self.overrides.values())
-            for texts in (message.get("locales") or {}).values()
-            for part in (str(texts.get("title", "")), str(texts.get("body", ""))))
-        self._messages: dict[str, dict[str, Any]] = {}
-        self._texts: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def message(self, variant: str) -> dict[str, Any]:
-        """The campaign message with ``variant``'s override applied."""
-        if variant not in self._messages:
-            self._messages[variant] = merged_message(self.base, self.overrides.get(variant))
-        return self._messages[variant]
-
-    def push(self, *, key: str, token: str, variant: str, locale: str, zone: str, first_name: str | None,
-             display_name: str | None, properties: dict[str, Any] | None) -> OutgoingPush:
-        """The push for one device."""
-        message = self.message(variant)
-        if self.personal:
-            context = personal_context(first_name=first_name, display_name=display_name, locale=locale,
-                                       time_zone=zone, properties=properties)
-            rendered = render_for(message, locale=locale, context=context)
-            title, body = rendered.title, rendered.body
-        else:
-            cached = self._texts.get((variant, locale))
-            if cached is None:
-                rendered = render_for(message, locale=locale, context={})
-                cached = self._texts[(variant, locale)] = (rendered.title, rendered.body)
-            title, body = cached
-        data = {str(k): str(v) for k, v in (message.get("data") or {}).items()}
-        data.update(campaign_id=self.campaign_id, variant=variant)
-        priority = message.get("priority") if message.get("priority") in ("high", "normal") else "high"
-        return OutgoingPush(
-            key=key, token=token, title=title or None, body=body or None, image=message.get("image_url"),
-            data=data, deep_link=message.get("deep_link"), ttl_seconds=message.get("ttl_seconds"),
-            priority=priority, collapse_key=message.get("collapse_key"), silent=bool(message.get("silent")),
-            badge=message.get("badge"), analytics_label=self.label)
 
 
 def _schedule(session: Session, campaign_id: uuid.UUID, at: datetime, now: datetime) -> None:
