@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -84,7 +84,12 @@ def quiet_hours_end(start: time, end: time, zone: str, now: datetime) -> datetim
         end_day = today if wall < end else today + timedelta(days=1)
     if not inside:
         return None
-    return _wall_to_utc(end_day, end, tz.key)
+    ends = _wall_to_utc(end_day, end, tz.key)
+    if ends <= now:
+        # DST fall-back: the end's wall time occurs twice and its first occurrence has
+        # passed while we are inside the repeated hour; the window ends at the second.
+        ends = datetime.combine(end_day, end, tzinfo=tz).replace(fold=1).astimezone(UTC)
+    return ends if ends > now else None
 
 
 def _wall_to_utc(day: date, at: time, zone: str) -> datetime:

@@ -1,6 +1,7 @@
 """Send-time policy: quiet hours, frequency caps, throttle and expiry, alone and together (★P1, ★P2)."""
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -188,3 +189,21 @@ def test_policy_quiet_hours_end_handles_windows_within_a_day():
     assert policy.quiet_hours_end(time(13, 0), time(14, 0), "UTC", noon) is None
     assert policy.quiet_hours_end(time(9, 0), time(9, 0), "UTC", noon) is None
     assert policy.quiet_hours_end(time(12, 0), time(14, 0), "Not/AZone", noon) == noon.replace(hour=14, minute=0)
+
+
+def test_quiet_hours_ending_inside_the_repeated_fall_back_hour_end_at_its_second_occurrence():
+    """New York, 2026-11-01: 01:00-02:00 happens twice. At the second 01:15 (06:15Z) a
+    22:00-01:30 window ends at the second 01:30 (06:30Z), not the first one (05:30Z), which
+    has passed: a deferral into the past would make the lane reclaim the row forever."""
+    recipient = policy.Recipient(
+        user_id=uuid.uuid4(), time_zone="America/New_York", token="t", device_disabled=False,
+        permission_denied=False, category_enabled=None, quiet_start=time(22, 0), quiet_end=time(1, 30),
+        quiet_zone="America/New_York")
+    rules = policy.CampaignRules(category="promotional", priority="normal", respect_quiet_hours=True,
+                                 expires_at=None, cap_max=None, cap_window=None)
+    now = datetime(2026, 11, 1, 6, 15, tzinfo=UTC)
+    verdict = policy.decide(recipient, rules, now=now)
+    assert verdict.status == "deferred"
+    assert verdict.next_attempt_at == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+    first_pass = datetime(2026, 11, 1, 5, 15, tzinfo=UTC)  # the first 01:15 (EDT): ends at the first 01:30
+    assert policy.decide(recipient, rules, now=first_pass).next_attempt_at == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
