@@ -4,7 +4,9 @@ from __future__ import annotations
 from flask import redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-STAFF_ROLES = frozenset({"admin", "moderator", "marketer", "analyst"})
+from backend.common.access import STAFF_ROLES
+
+__all__ = ["STAFF_ROLES", "StaffOnlyMixin"]
 
 
 class StaffOnlyMixin:

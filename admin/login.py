@@ -10,6 +10,7 @@ ends console access on the next click.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
@@ -97,7 +98,8 @@ def code() -> Any:
     if not form.validate_on_submit():
         return render_template("staff_code.html", form=form, error=None), 200 if request.method == "GET" else 400
     try:
-        lockout.guard(kind="mfa", account=user_id, ip=request.remote_addr)
+        # The same budget as the API's second step: one TOTP secret, one count of guesses.
+        lockout.guard(kind="otp", account=str(user_id), ip=request.remote_addr)
     except DomainError as exc:
         return render_template("staff_code.html", form=form, error=exc.message), exc.status
     user = db.session.get(User, user_id)
@@ -140,6 +142,7 @@ def init_staff_login(app: Flask) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = app.config["ENV"] == "production"
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 8 * 3600)
+    # Assigned, not setdefault: Flask ships a 31-day default that setdefault would keep.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=8)
     app.register_blueprint(bp)
     app.before_request(_recheck_staff)

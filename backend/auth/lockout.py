@@ -58,7 +58,6 @@ _LIMITS = {
     "resend": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
     "verify": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
     "email_code": ("AUTH_EMAIL_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),  # mails sent
-    "mfa": ("AUTH_LOGIN_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),  # console second step
     "anonymous": ("AUTH_LOGIN_LIMIT_PER_ACCOUNT", "AUTH_LOGIN_LIMIT_PER_IP"),
 }
 

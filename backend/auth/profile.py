@@ -44,8 +44,9 @@ def get_profile(*, user_id: uuid.UUID) -> dict[str, Any]:
     ttl = current_app.config["AUTH_STATE_CACHE_TTL_S"]
     if ttl > 0:
         try:
-            # The principal loader fetched it with the session state (one Redis round trip).
-            cached = g.pop("cached_profile", None) or redis_client().get(me_key(user_id))
+            # The principal loader fetched it with the session state (one Redis round trip);
+            # read Redis here only when the loader did not look (then "cached_profile" is absent).
+            cached = g.pop("cached_profile") if "cached_profile" in g else redis_client().get(me_key(user_id))
             if cached is not None:
                 return json.loads(cached)
         except redis.RedisError as exc:

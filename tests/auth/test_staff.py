@@ -129,3 +129,9 @@ def test_api_login_with_two_factor_answers_challenge_not_tokens(client, make_use
     _enable_totp(user)
     body = client.post("/v1/auth/login", json={"email": user.email, "password": PASSWORD}).get_json()
     assert body["mfa_required"] is True and body["mfa_token"] and "access_token" not in body
+
+
+def test_console_session_lasts_eight_hours_not_flasks_31_days(app):
+    from datetime import timedelta
+
+    assert app.permanent_session_lifetime == timedelta(hours=8)
