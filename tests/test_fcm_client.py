@@ -177,8 +177,8 @@ def test_in_flight_requests_are_bounded(fake: FakeFcmControl) -> None:
 def test_unanswered_request_is_reported_as_unknown_not_resent(fake: FakeFcmControl) -> None:
     fake.configure(latency_ms=500)
     [result] = make_sender(fake, timeout=0.2).send_batch(messages(1))
-    assert result.outcome is Outcome.UNAVAILABLE and result.attempts == 1
-    assert "delivery unknown" in (result.detail or "")
+    assert result.outcome is Outcome.UNKNOWN and result.attempts == 1
+    assert "no answer" in (result.detail or "")
     time.sleep(0.6)  # the server finishes the request the client gave up on
     assert [m["token"] for m in fake.messages()] == ["dev-0"]
     assert fake.stats()["counters"]["send_requests"] == 1

@@ -368,9 +368,9 @@ def _outcome(row: Claimed, result: PushResult | None,
         return "pending", None, code, at + wait
     if outcome is Outcome.AUTH_ERROR:
         return "pending", None, code, None  # untouched: sent when the campaign is resumed
+    if outcome is Outcome.UNKNOWN:
+        return "unknown", None, "no_answer", None  # FCM may have it: never resend
     if outcome in TRANSIENT:
-        if "delivery unknown" in (result.detail or ""):
-            return "unknown", None, "no_answer", None  # FCM may have it: never resend
         if row.attempts >= MAX_ATTEMPTS:
             return "failed", None, code, None
         backoff = min(RETRY_CAP, RETRY_BASE * 2 ** (row.attempts - 1))

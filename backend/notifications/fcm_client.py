@@ -179,7 +179,7 @@ class FcmSender:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The request may have been delivered: report it, never resend blindly here.
             detail = f"no answer ({type(exc).__name__}: {exc}); delivery unknown"
-            return SendResult(key, Outcome.UNAVAILABLE, detail=detail, attempts=attempt), None
+            return SendResult(key, Outcome.UNKNOWN, detail=detail, attempts=attempt), None
         if status == 200:
             name = _message_name(raw)
             return SendResult(key, Outcome.SENT, name=name, status=200, attempts=attempt), None

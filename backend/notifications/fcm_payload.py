@@ -29,6 +29,9 @@ class Outcome(StrEnum):
     INTERNAL = "internal"
     AUTH_ERROR = "auth_error"
     INVALID_ARGUMENT = "invalid_argument"
+    # No answer (timeout, dropped connection): FCM may have the message, so at-most-once
+    # callers must never send it again.
+    UNKNOWN = "unknown"
 
 
 # Worth another attempt inside the same batch (FCM: retry 500/503 with backoff).

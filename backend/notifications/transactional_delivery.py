@@ -170,7 +170,7 @@ def _record(session: Session, row: NotificationDelivery, result: PushResult, att
         row.status = "failed"
         prune_token(session, device_id=row.device_id, reason=result.outcome)
         return 0.0
-    if result.outcome is Outcome.UNAVAILABLE and "delivery unknown" in (result.detail or ""):
+    if result.outcome is Outcome.UNKNOWN:
         row.status = "unknown"  # FCM may have it: never risk a second copy
         return 0.0
     if result.outcome in RETRYABLE and attempt < MAX_ATTEMPTS:
