@@ -34,7 +34,7 @@ from flask import Flask  # noqa: E402
 from rq import Worker as RqWorker  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.b3_fanout import outgoing, run_bare  # noqa: E402
+from bench.b3_fanout import Run, outgoing, run_bare  # noqa: E402
 from bench.common import ROOT, result_row, table_header, write_results  # noqa: E402
 from tests.fakes.fcm_server import FakeFcmControl, free_port  # noqa: E402
 
@@ -180,21 +180,6 @@ def dispatch(stack: Stack, campaign_id: Any, instants: list[Any] | None = None) 
         db.session.remove()
 
 
-@dataclass
-class Run:
-    count: int
-    wall_s: float
-    cpu_s: float
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.wall_s
-
-    @property
-    def cpu_ms(self) -> float:
-        return self.cpu_s / self.count * 1000
-
-
 def run_groundwork(stack: Stack, count: int) -> Run:
     """One campaign of ``count`` devices through one worker; wall from dispatch to the last row recorded."""
     stack.fake.reset()
@@ -208,7 +193,7 @@ def run_groundwork(stack: Stack, count: int) -> Run:
     sent = statuses(stack.app, campaign_id).get("sent", 0)
     if sent != count:
         raise RuntimeError(f"only {sent} of {count} sent")
-    return Run(count, wall, cpu)
+    return Run(count, sent, wall, cpu)
 
 
 def run_baseline(stack: Stack, count: int) -> Run:
@@ -224,7 +209,7 @@ def run_baseline(stack: Stack, count: int) -> Run:
     url = f"{stack.fake.endpoint_base}/{stack.fake.project_id}/messages:send"
     wall, cpu = time.perf_counter(), time.process_time()
     sent = run_bare(url, credentials.token, messages)
-    run = Run(count, time.perf_counter() - wall, time.process_time() - cpu)
+    run = Run(count, sent, time.perf_counter() - wall, time.process_time() - cpu)
     if sent != count:
         raise RuntimeError(f"bare loop: only {sent} of {count} sent")
     return run
