@@ -6,8 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +78,3 @@ def workers(committed_app: Flask, fake_fcm: FakeFcmControl, tmp_path: Path) -> I
     pool = Workers(committed_app, fake_fcm, tmp_path)
     yield pool
     pool.stop_all()
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float, every: float = 0.05, what: str = "condition") -> Any:
-    """Poll until ``condition()`` is truthy (returns it) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -20,9 +20,10 @@ from backend.common.jobs import get_queue
 from backend.extensions import db
 from backend.notifications import reconcile
 from backend.notifications.dispatch import schedule_dispatch, start_lanes
-from tests.chaos.conftest import Workers, wait_for
+from tests.chaos.conftest import Workers
 from tests.delivery.factories import bulk_campaign
 from tests.fakes.fcm_server import FakeFcmControl
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
 LEASE_S = 1200

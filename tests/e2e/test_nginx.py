@@ -11,7 +11,7 @@ import http.client
 import json
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tests.e2e.processes import (
     start_gunicorn,
     start_nginx,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -83,6 +84,16 @@ def access_log_entries(nginx: Server) -> list[dict[str, Any]]:
     """nginx's JSON access log lines so far."""
     path = Path(nginx.log_path).parent / "access.log"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def logged_entries(nginx: Server, matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The access-log lines that match, waiting for the first one to be written.
+
+    nginx writes its log line after the response has reached the client, so a line
+    read right after the response may not be there yet.
+    """
+    return wait_for(lambda: [e for e in access_log_entries(nginx) if matches(e)], timeout=10,
+                    what="nginx's access-log line")
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +166,8 @@ def test_nginx_oversized_body_gets_413_in_the_error_shape_before_gunicorn(
     error = json.loads(body)["error"]
     assert error["code"] == "payload_too_large"
     assert error["request_id"] == "too-big-1"
-    entry = [e for e in access_log_entries(nginx) if e["request_id"] == "too-big-1"]
-    assert entry and entry[-1]["upstream_status"] == "", "the body must not reach gunicorn"
+    entry = logged_entries(nginx, lambda e: e["request_id"] == "too-big-1")
+    assert entry[-1]["upstream_status"] == "", "the body must not reach gunicorn"
 
 
 def test_nginx_gzips_json_only_when_the_client_accepts_it(stack: dict[str, Server]) -> None:
@@ -189,7 +200,7 @@ def test_nginx_passes_a_client_request_id_through_to_the_app(stack: dict[str, Se
     assert answer.status == 404
     assert answer.headers_named("X-Request-ID") == ["mobile-abc.123"]
     assert answer.json()["error"]["request_id"] == "mobile-abc.123"
-    assert any(e["request_id"] == "mobile-abc.123" and e["status"] == 404 for e in access_log_entries(nginx))
+    assert logged_entries(nginx, lambda e: e["request_id"] == "mobile-abc.123" and e["status"] == 404)
 
 
 @pytest.mark.parametrize("sent", [None, "bad id with spaces", "x" * 200])
@@ -205,7 +216,7 @@ def test_nginx_generates_a_request_id_the_app_and_its_log_share(
     request_id = answer.header("X-Request-ID")
     assert request_id and re.fullmatch(r"[0-9a-f]{32}", request_id), request_id
     assert answer.json()["error"]["request_id"] == request_id
-    assert any(e["request_id"] == request_id for e in access_log_entries(nginx))
+    assert logged_entries(nginx, lambda e: e["request_id"] == request_id)
 
 
 def test_nginx_caches_swagger_assets(stack: dict[str, Server]) -> None:
