@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the system programs Groundwork's tests and benchmarks drive for real:
-# nginx (end-to-end test), ffmpeg (video jobs; ffprobe comes with it) and wrk (B1 load
-# generator). Only what is missing, only with apt-get, only as root; anywhere else it
+# nginx (end-to-end test), ffmpeg (video jobs; ffprobe comes with it), wrk (B1 load
+# generator) and docker-compose (validates deploy/docker-compose.yml offline; no engine
+# needed). Only what is missing, only with apt-get, only as root; anywhere else it
 # says what is missing and exits 0, and the tests that need a program fail by name.
 set -eu
 
@@ -9,6 +10,7 @@ missing=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 
 if [ -z "$missing" ]; then
     exit 0
