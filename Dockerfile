@@ -33,13 +33,14 @@ RUN pip install --no-deps --editable . \
 FROM ${PYTHON_IMAGE}
 
 # ffmpeg (with ffprobe) from Debian for video jobs; the imageio-ffmpeg wheel's binary
-# stays as the fallback the app already knows.
+# stays as the fallback the app already knows. postgresql-client: pg_dump/pg_restore for
+# `flask backup create|restore` (README, Runbook).
 # DL3008 (pin apt versions) is ignored on purpose: Debian's security archive replaces
 # old versions, so a pinned version breaks the build a few weeks later; the base image
 # tag fixes the release (bookworm) instead.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 groundwork \

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
+from backend.common.backup import BackupError, create_backup, restore_backup
 from backend.config import config_table
 
 _MARKERS = re.compile(r"(<!-- config-table:start -->\n).*?(<!-- config-table:end -->)", re.S)
@@ -33,3 +34,33 @@ def register_cli(app: Flask) -> None:
             click.echo(config_table())
         else:
             click.echo("updated" if write_config_table(readme) else "already current")
+
+    @app.cli.group("backup")
+    def backup() -> None:
+        """Back up the database into a folder, or restore one into an empty database."""
+
+    @backup.command("create")
+    @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+    def backup_create(folder: Path) -> None:
+        """Dump the database into FOLDER (new or empty) with a manifest of row counts."""
+        from backend.extensions import db
+
+        try:
+            manifest = create_backup(engine=db.engine, database_url=app.config["DATABASE_URL"], folder=folder)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"backed up revision {manifest.alembic_revision}, "
+                   f"{sum(manifest.row_counts.values())} rows in {len(manifest.row_counts)} tables, to {folder}")
+
+    @backup.command("restore")
+    @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    def backup_restore(folder: Path) -> None:
+        """Restore FOLDER into this app's (empty) database and check it against the manifest."""
+        from backend.extensions import db
+
+        try:
+            manifest = restore_backup(engine=db.engine, database_url=app.config["DATABASE_URL"], folder=folder)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"restored revision {manifest.alembic_revision} from {manifest.created_at}, "
+                   f"{sum(manifest.row_counts.values())} rows match the manifest")
