@@ -34,9 +34,9 @@ AUDIENCE_SQL = ("SELECT d.id, d.user_id, d.time_zone, d.locale FROM devices d JO
 
 def main() -> int:
     from backend.extensions import db
-    from backend.notifications.campaign_models import Campaign
-    from backend.notifications.campaign_stats import campaign_stats
-    from backend.notifications.campaigns import launch_campaign
+    from backend.notifications.campaigns.models import Campaign
+    from backend.notifications.campaigns.services import launch_campaign
+    from backend.notifications.campaigns.stats import campaign_stats
     from tests.delivery.factories import MESSAGE, bulk_users
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

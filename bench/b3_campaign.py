@@ -141,7 +141,7 @@ def statuses(app: Flask, campaign_id: Any) -> dict[str, int]:
 def wait_done(app: Flask, campaign_id: Any, *, timeout: float, reconcile_every: float | None = None) -> float:
     """Seconds until no row is pending/deferred/sending (polled every 50 ms)."""
     from backend.extensions import db
-    from backend.notifications import reconcile
+    from backend.notifications.delivery import reconcile
 
     started = last = time.perf_counter()
     while time.perf_counter() - started < timeout:
@@ -172,7 +172,7 @@ def new_campaign(stack: Stack, count: int, **fields: Any) -> Any:
 def dispatch(stack: Stack, campaign_id: Any, instants: list[Any] | None = None) -> None:
     from backend.common.db import utcnow
     from backend.extensions import db
-    from backend.notifications.dispatch import schedule_dispatch
+    from backend.notifications.delivery.dispatch import schedule_dispatch
 
     with stack.app.app_context():
         schedule_dispatch(db.session, campaign_id=campaign_id, due_instants=instants or [utcnow()])

@@ -34,7 +34,7 @@ import google.auth.transport.requests  # noqa: E402
 from google.oauth2 import service_account  # noqa: E402
 from pyfcm import FCMNotification  # noqa: E402
 
-from backend.notifications.fcm_client import FcmSender, Outcome, OutgoingMessage  # noqa: E402
+from backend.notifications.fcm.client import FcmSender, Outcome, OutgoingMessage  # noqa: E402
 from bench.common import ROOT, result_row, table_header, write_results  # noqa: E402
 from tests.fakes.fcm_server import FakeFcmControl, free_port  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 200 recipients in 13 zones (half-hour and quarter-hour offsets, both hemispheres, a DST
 zone) get a campaign at 09:00 *their* time. The due instants are computed DST-correctly by
-Groundwork's scheduler (backend.notifications.schedule), then, since waiting a day is not
+Groundwork's scheduler (backend.notifications.campaigns.schedule), then, since waiting a day is not
 a bounded benchmark, mapped in order onto the next 40 s (same order, proportional gaps).
 Groundwork: ledger rows with those due instants + ``schedule_dispatch`` (one RQ
 ``enqueue_at`` per distinct instant) → worker → lane → fake FCM; lateness = arrival at the
@@ -45,7 +45,7 @@ def record_start(*, key: str, due: str) -> None:
 
 def compressed_dues(now: datetime) -> dict[str, datetime]:
     """09:00 local tomorrow in each zone (DST-correct), mapped in order onto [now+LEAD, now+LEAD+WINDOW]."""
-    from backend.notifications.schedule import local_to_utc
+    from backend.notifications.campaigns.schedule import local_to_utc
 
     day = (now + timedelta(days=1)).date()
     real = {zone: local_to_utc(date(day.year, day.month, day.day), wall_time(9, 0), zone) for zone in ZONES}

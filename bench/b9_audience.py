@@ -3,7 +3,7 @@
 Builds a scratch database by running the migrations, fills 1M users and 1M devices
 with ``generate_series`` (in PostgreSQL, no Python loop), then, three times each:
 
-- Groundwork: ``backend.notifications.audience.stream_audience`` in a fresh worker
+- Groundwork: ``backend.notifications.campaigns.audience.stream_audience`` in a fresh worker
   process (server-side cursor, batches of 5,000), wall time until the last row is in
   Python, and the worker's peak RSS;
 - baseline: ``EXPLAIN ANALYZE`` of the hand-written SQL for the same audience
@@ -113,7 +113,7 @@ def build_database() -> float:
 
 def _service_sql() -> tuple[str, dict[str, Any]]:
     from backend.common.db import utcnow
-    from backend.notifications.audience import audience_select
+    from backend.notifications.campaigns.audience import audience_select
 
     stmt = audience_select(AUDIENCE, now=utcnow())
     from sqlalchemy.dialects import postgresql
@@ -187,7 +187,7 @@ def worker() -> None:
     with app.app_context():
         from backend.common.db import utcnow
         from backend.extensions import db
-        from backend.notifications.audience import stream_audience
+        from backend.notifications.campaigns.audience import stream_audience
 
         db.session.execute(db.text("SELECT 1"))  # connect before timing
         started = time.perf_counter()
@@ -206,8 +206,8 @@ def materialize_worker(campaign_id: str) -> None:
     with app.app_context():
         from backend.common.db import utcnow
         from backend.extensions import db
-        from backend.notifications import schedule as sched
-        from backend.notifications.audience import Arm, distinct_zones, materialize_ledger
+        from backend.notifications.campaigns import schedule as sched
+        from backend.notifications.campaigns.audience import Arm, distinct_zones, materialize_ledger
 
         session = db.session
         session.execute(db.text("SELECT 1"))

@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from backend.common.db import utcnow
 from backend.extensions import db
-from backend.notifications import schedule as sched
-from backend.notifications.audience import Arm, distinct_zones, materialize_ledger
-from backend.notifications.campaign_models import Campaign, CampaignDelivery
-from backend.notifications.campaigns import variants_of
-from backend.notifications.dispatch import schedule_dispatch
+from backend.notifications.campaigns import schedule as sched
+from backend.notifications.campaigns.audience import Arm, distinct_zones, materialize_ledger
+from backend.notifications.campaigns.models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.services import variants_of
+from backend.notifications.delivery.dispatch import schedule_dispatch
 
 log = logging.getLogger(__name__)
 

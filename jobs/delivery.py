@@ -16,7 +16,7 @@ from rq import Worker, get_current_job
 from backend.common.db import utcnow
 from backend.common.jobs import PendingJob, get_queue, redis_client, send_now
 from backend.extensions import db
-from backend.notifications import delivery, dispatch, reconcile
+from backend.notifications.delivery import dispatch, engine, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def dispatch_campaign(*, campaign_id: str, due_at: str | None = None) -> int:
 
 def send_campaign_batch(*, campaign_id: str) -> dict[str, int]:
     """One lane: claim → send → record, batch after batch, until idle, stopped or out of budget."""
-    reports = delivery.run_lane(db.session, campaign_id=uuid.UUID(campaign_id), budget_s=LANE_BUDGET_S,
+    reports = engine.run_lane(db.session, campaign_id=uuid.UUID(campaign_id), budget_s=LANE_BUDGET_S,
                                 should_stop=_shutdown_requested)
     last = reports[-1]
     if last.stop is None:

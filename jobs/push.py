@@ -4,8 +4,8 @@ from __future__ import annotations
 import uuid
 
 from backend.extensions import db
-from backend.notifications.providers import get_provider
-from backend.notifications.transactional_delivery import deliver, reconcile
+from backend.notifications.delivery.transactional import deliver, reconcile
+from backend.notifications.fcm.providers import get_provider
 
 
 def deliver_notifications(*, notification_ids: list[str], attempt: int = 1) -> dict:

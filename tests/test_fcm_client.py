@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pyfcm import FCMNotification
 
-from backend.notifications.fcm_client import FcmSender, Outcome, OutgoingMessage, SendResult
+from backend.notifications.fcm.client import FcmSender, Outcome, OutgoingMessage, SendResult
 from tests.fakes.fcm_server import FakeFcmControl, free_port, running_fake_fcm
 
 

@@ -11,8 +11,8 @@ from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.common.errors import NotFound, ValidationFailed
 from backend.common.locales import is_time_zone
+from backend.notifications.fcm.providers import Outcome
 from backend.notifications.models import Device
-from backend.notifications.providers import Outcome
 
 # FCM answers that mean the token will never work again: forget it.
 DEAD_TOKEN = frozenset({Outcome.UNREGISTERED, Outcome.INVALID_TOKEN})

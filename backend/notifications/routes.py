@@ -14,7 +14,8 @@ from backend.common.idempotency import idempotent
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
 from backend.common.sse import sse_response
 from backend.extensions import db
-from backend.notifications import campaign_routes, devices, inbox, preferences, topics, transactional
+from backend.notifications import devices, inbox, preferences, topics, transactional
+from backend.notifications.campaigns import routes as campaign_routes
 from backend.notifications.inbox_stream import StreamLimits, parse_event_id, stream_inbox
 from backend.notifications.models import Device, Notification, QuietHours, TopicSubscription
 from backend.notifications.schemas import (
@@ -215,5 +216,5 @@ class Send(MethodView):
         return transactional.send_to_topic(db.session, name=topic, content=content)
 
 
-# The campaigns API (campaign_routes.py) is registered with the inbox routes.
+# The campaigns API (campaigns/routes.py) is registered with the inbox routes.
 blueprints = [blp, campaign_routes.blp]

@@ -85,7 +85,7 @@ def upgrade():
     op.create_index('ix_campaign_deliveries_user_claimed', 'campaign_deliveries', ['user_id', 'claimed_at'], unique=False, postgresql_where=sa.text("status IN ('sent', 'sending')"))
 
 
-    # For the audience query (see backend/notifications/campaign_models.py): pushable devices
+    # For the audience query (see backend/notifications/campaigns/models.py): pushable devices
     # covered for an index-only scan, and the few non-active users for an anti-join.
     op.create_index('ix_devices_pushable', 'devices', ['time_zone', 'platform', 'last_seen_at'], unique=False, postgresql_include=['locale', 'user_id', 'id'], postgresql_where=sa.text("disabled_at IS NULL AND token IS NOT NULL AND push_permission IN ('granted', 'provisional')"))
     op.create_index('ix_users_inactive', 'users', ['id'], unique=False, postgresql_where=sa.text("status <> 'active'"))

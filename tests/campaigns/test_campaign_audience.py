@@ -9,8 +9,8 @@ from sqlalchemy import func, insert, select, text
 
 from backend.common.db import utcnow
 from backend.extensions import db
-from backend.notifications.audience import stream_audience
-from backend.notifications.campaign_models import CampaignDelivery
+from backend.notifications.campaigns.audience import stream_audience
+from backend.notifications.campaigns.models import CampaignDelivery
 from backend.notifications.models import NotificationPreference, Topic, TopicSubscription
 from jobs.campaigns import materialize_campaign
 from tests.campaigns.conftest import future
@@ -215,8 +215,8 @@ def test_materialize_run_concurrently_writes_each_device_once(committed_app):
     import threading
 
     from backend.auth.models import User
-    from backend.notifications.campaign_schemas import CampaignCreateSchema
-    from backend.notifications.campaigns import create_campaign, launch_campaign
+    from backend.notifications.campaigns.schemas import CampaignCreateSchema
+    from backend.notifications.campaigns.services import create_campaign, launch_campaign
     from backend.notifications.models import Device
     from tests.campaigns.conftest import campaign_body
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select, update
 from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.extensions import db
-from backend.notifications.campaign_models import CampaignDelivery
+from backend.notifications.campaigns.models import CampaignDelivery
 from backend.notifications.models import Device, Notification, PushOutbox
 from tests.campaigns.conftest import future
 

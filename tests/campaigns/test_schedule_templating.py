@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from backend.common.errors import ValidationFailed
-from backend.notifications.schedule import due_for_zone, local_to_utc
-from backend.notifications.templating import check_template, personal_context, render, render_for
+from backend.notifications.campaigns.schedule import due_for_zone, local_to_utc
+from backend.notifications.campaigns.templating import check_template, personal_context, render, render_for
 
 
 @pytest.mark.parametrize(("day", "wall", "zone", "expected_local"), [

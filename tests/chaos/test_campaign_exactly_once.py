@@ -18,8 +18,8 @@ from sqlalchemy import text
 from backend.common.db import utcnow
 from backend.common.jobs import get_queue
 from backend.extensions import db
-from backend.notifications import reconcile
-from backend.notifications.dispatch import schedule_dispatch, start_lanes
+from backend.notifications.delivery import reconcile
+from backend.notifications.delivery.dispatch import schedule_dispatch, start_lanes
 from tests.chaos.conftest import Workers
 from tests.delivery.factories import bulk_campaign
 from tests.fakes.fcm_server import FakeFcmControl

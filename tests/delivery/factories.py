@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from backend.auth.models import User
-from backend.notifications.campaign_models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.models import Campaign, CampaignDelivery
 from backend.notifications.models import Device, QuietHours
 
 MESSAGE = {"default_locale": "en", "locales": {"en": {"title": "Hello", "body": "News for you"},

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from backend.common.jobs import get_queue
 from backend.extensions import db
-from backend.notifications import delivery
-from backend.notifications.campaign_models import Campaign
-from backend.notifications.dispatch import dispatch_job_id
+from backend.notifications.campaigns.models import Campaign
+from backend.notifications.delivery import engine
+from backend.notifications.delivery.dispatch import dispatch_job_id
 from backend.notifications.models import Device, Notification
 from tests.delivery.factories import ledger, make_campaign, make_user, statuses
 
@@ -21,7 +21,7 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 def test_send_batch_due_rows_sent_once_with_message_ids_and_one_inbox_entry_per_user(app, db_session, fake_fcm):
     people = [make_user(db.session, devices=2), make_user(db.session)]
     campaign = make_campaign(db.session, people, due_at=T0)
-    [report] = delivery.run_lane(db.session, campaign_id=campaign.id, now=T0, max_batches=1)
+    [report] = engine.run_lane(db.session, campaign_id=campaign.id, now=T0, max_batches=1)
     assert report.sent == 3
     rows = ledger(db.session, campaign.id)
     assert {r.status for r in rows} == {"sent"}
@@ -40,15 +40,15 @@ def test_send_batch_due_rows_sent_once_with_message_ids_and_one_inbox_entry_per_
 
 def test_send_batch_run_twice_never_resends_a_sent_row(app, db_session, fake_fcm):
     campaign = make_campaign(db.session, [make_user(db.session) for _ in range(5)], due_at=T0)
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=T0)
-    second = delivery.run_lane(db.session, campaign_id=campaign.id, now=T0 + timedelta(minutes=5))
+    engine.run_lane(db.session, campaign_id=campaign.id, now=T0)
+    second = engine.run_lane(db.session, campaign_id=campaign.id, now=T0 + timedelta(minutes=5))
     assert [r.claimed for r in second] == [0]
     assert len(fake_fcm.messages()) == 5
 
 
 def test_send_batch_rows_not_yet_due_are_left_pending(app, db_session, fake_fcm):
     campaign = make_campaign(db.session, [make_user(db.session)], due_at=T0 + timedelta(hours=1))
-    [report] = delivery.run_lane(db.session, campaign_id=campaign.id, now=T0)
+    [report] = engine.run_lane(db.session, campaign_id=campaign.id, now=T0)
     assert (report.claimed, report.stop) == (0, "idle")
     assert statuses(db.session, campaign.id) == {"pending": 1} and fake_fcm.messages() == []
 
@@ -57,7 +57,7 @@ def test_send_batch_dead_tokens_fail_and_are_pruned_mismatched_ones_flagged(app,
     dead, invalid, mismatch, fine = (make_user(db.session, token_prefix=p)
                                      for p in ("unregistered", "invalid", "mismatch", "ok"))
     campaign = make_campaign(db.session, [dead, invalid, mismatch, fine], due_at=T0)
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=T0)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=T0)
     by_device = {r.device_id: r for r in ledger(db.session, campaign.id)}
     dead_row = by_device[dead.devices[0].id]
     assert (dead_row.status, dead_row.error_code) == ("failed", "UNREGISTERED")
@@ -73,7 +73,7 @@ def test_send_batch_quota_exceeded_reschedules_after_retry_after(app, db_session
     fake_fcm.configure(retry_after_s=90)
     throttled, fine = make_user(db.session, token_prefix="quota"), make_user(db.session)
     campaign = make_campaign(db.session, [throttled, fine], due_at=T0)
-    [report] = delivery.run_lane(db.session, campaign_id=campaign.id, now=T0, max_batches=1)
+    [report] = engine.run_lane(db.session, campaign_id=campaign.id, now=T0, max_batches=1)
     row = next(r for r in ledger(db.session, campaign.id) if r.device_id == throttled.devices[0].id)
     assert (row.status, row.error_code, row.claim_token) == ("pending", "QUOTA_EXCEEDED", None)
     assert row.next_attempt_at == T0 + timedelta(seconds=90)
@@ -82,11 +82,11 @@ def test_send_batch_quota_exceeded_reschedules_after_retry_after(app, db_session
     assert job_id in scheduled.get_job_ids()
     assert scheduled.get_scheduled_time(job_id) == T0 + timedelta(seconds=90)
     # Not due before Retry-After; sent once the quota frees.
-    assert delivery.run_lane(db.session, campaign_id=campaign.id, now=T0 + timedelta(seconds=60))[0].claimed == 0
+    assert engine.run_lane(db.session, campaign_id=campaign.id, now=T0 + timedelta(seconds=60))[0].claimed == 0
     fake_fcm.reset()
     db.session.execute(Device.__table__.update().where(Device.id == throttled.devices[0].id).values(token="ok-now"))
     db.session.commit()
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=T0 + timedelta(seconds=91))
+    engine.run_lane(db.session, campaign_id=campaign.id, now=T0 + timedelta(seconds=91))
     assert statuses(db.session, campaign.id) == {"sent": 2}
     assert [m["token"] for m in fake_fcm.messages()] == ["ok-now"]
 
@@ -95,26 +95,26 @@ def test_send_batch_server_errors_retry_with_backoff_then_fail(app, db_session, 
     user = make_user(db.session, token_prefix="unavailable")
     campaign = make_campaign(db.session, [user], due_at=T0)
     now, waits = T0, []
-    for _ in range(delivery.MAX_ATTEMPTS):
-        delivery.run_lane(db.session, campaign_id=campaign.id, now=now, max_batches=1)
+    for _ in range(engine.MAX_ATTEMPTS):
+        engine.run_lane(db.session, campaign_id=campaign.id, now=now, max_batches=1)
         [row] = ledger(db.session, campaign.id)
         if row.status != "pending":
             break
         waits.append(row.next_attempt_at - now)
         now = row.next_attempt_at
-    assert (row.status, row.error_code, row.attempts) == ("failed", "UNAVAILABLE", delivery.MAX_ATTEMPTS)
-    assert len(waits) == delivery.MAX_ATTEMPTS - 1
+    assert (row.status, row.error_code, row.attempts) == ("failed", "UNAVAILABLE", engine.MAX_ATTEMPTS)
+    assert len(waits) == engine.MAX_ATTEMPTS - 1
     for attempt, wait in enumerate(waits, start=1):
-        ceiling = delivery.RETRY_BASE * 2 ** (attempt - 1)
+        ceiling = engine.RETRY_BASE * 2 ** (attempt - 1)
         assert ceiling / 2 <= wait <= ceiling  # exponential, with jitter
     # Each engine attempt is itself 3 HTTP tries (the sender's fast retries).
-    assert fake_fcm.stats()["counters"]["UNAVAILABLE"] == 3 * delivery.MAX_ATTEMPTS
+    assert fake_fcm.stats()["counters"]["UNAVAILABLE"] == 3 * engine.MAX_ATTEMPTS
 
 
 def test_send_batch_auth_failure_pauses_campaign_with_reason_and_leaves_rows(app, db_session, fake_fcm):
     campaign = make_campaign(db.session, [make_user(db.session) for _ in range(3)], due_at=T0)
     fake_fcm.configure(auth_broken=True, expire_tokens=True)
-    reports = delivery.run_lane(db.session, campaign_id=campaign.id, now=T0)
+    reports = engine.run_lane(db.session, campaign_id=campaign.id, now=T0)
     assert reports[-1].stop == "paused"
     db.session.expire_all()
     paused = db.session.get(Campaign, campaign.id)
@@ -123,12 +123,12 @@ def test_send_batch_auth_failure_pauses_campaign_with_reason_and_leaves_rows(app
     assert fake_fcm.messages() == []
     # A paused campaign is not touched by later lanes.
     fake_fcm.configure(auth_broken=False)
-    assert delivery.run_lane(db.session, campaign_id=campaign.id, now=T0)[0].stop == "inactive"
+    assert engine.run_lane(db.session, campaign_id=campaign.id, now=T0)[0].stop == "inactive"
 
 
 def test_send_batch_third_party_auth_error_pauses_campaign(app, db_session, fake_fcm):
     campaign = make_campaign(db.session, [make_user(db.session, token_prefix="thirdparty")], due_at=T0)
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=T0)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=T0)
     db.session.expire_all()
     paused = db.session.get(Campaign, campaign.id)
     assert paused.status == "paused" and "THIRD_PARTY_AUTH_ERROR" in paused.paused_reason
@@ -136,6 +136,6 @@ def test_send_batch_third_party_auth_error_pauses_campaign(app, db_session, fake
 
 def test_send_batch_batches_of_batch_size_cover_every_row(app, db_session, fake_fcm):
     campaign = make_campaign(db.session, [make_user(db.session) for _ in range(25)], due_at=T0)
-    reports = delivery.run_lane(db.session, campaign_id=campaign.id, now=T0, batch_size=10)
+    reports = engine.run_lane(db.session, campaign_id=campaign.id, now=T0, batch_size=10)
     assert [r.sent for r in reports] == [10, 10, 5, 0]
     assert Counter(m["token"] for m in fake_fcm.messages()).most_common(1)[0][1] == 1

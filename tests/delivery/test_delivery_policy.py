@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from backend.extensions import db
-from backend.notifications import delivery, policy
+from backend.notifications.delivery import engine, policy
 from tests.delivery.factories import ledger, make_campaign, make_user, statuses
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -22,14 +22,14 @@ def test_quiet_hours_defer_to_their_end_then_send(app, db_session, fake_fcm):
     awake = make_user(db.session, zone="Europe/Paris")
     at_night = paris(2026, 6, 10, 23, 30)
     campaign = make_campaign(db.session, [sleeper, awake], due_at=at_night)
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=at_night)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=at_night)
     rows = {r.user_id: r for r in ledger(db.session, campaign.id)}
     deferred = rows[sleeper.user.id]
     assert (deferred.status, deferred.error_code) == ("deferred", "quiet_hours")
     assert deferred.next_attempt_at == paris(2026, 6, 11, 7, 0)
     assert rows[awake.user.id].status == "sent" and len(fake_fcm.messages()) == 1
-    assert delivery.run_lane(db.session, campaign_id=campaign.id, now=paris(2026, 6, 11, 6, 59))[0].claimed == 0
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=paris(2026, 6, 11, 7, 0))
+    assert engine.run_lane(db.session, campaign_id=campaign.id, now=paris(2026, 6, 11, 6, 59))[0].claimed == 0
+    engine.run_lane(db.session, campaign_id=campaign.id, now=paris(2026, 6, 11, 7, 0))
     assert statuses(db.session, campaign.id) == {"sent": 2}
     assert [m["token"] for m in fake_fcm.messages()][-1] == sleeper.devices[0].token
 
@@ -38,7 +38,7 @@ def test_quiet_hours_end_on_a_dst_day_is_the_local_wall_time(app, db_session, fa
     # Night of 28→29 March 2026: Paris moves from +01:00 to +02:00 at 02:00.
     sleeper = make_user(db.session, zone="Europe/Paris", quiet=NIGHT)
     campaign = make_campaign(db.session, [sleeper], due_at=paris(2026, 3, 28, 23, 0))
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=paris(2026, 3, 28, 23, 0))
+    engine.run_lane(db.session, campaign_id=campaign.id, now=paris(2026, 3, 28, 23, 0))
     [row] = ledger(db.session, campaign.id)
     assert row.next_attempt_at == datetime(2026, 3, 29, 5, 0, tzinfo=UTC)  # 07:00 CEST
 
@@ -47,7 +47,7 @@ def test_quiet_hours_do_not_hold_transactional_campaigns(app, db_session, fake_f
     sleeper = make_user(db.session, zone="Europe/Paris", quiet=NIGHT)
     at_night = paris(2026, 6, 10, 23, 30)
     campaign = make_campaign(db.session, [sleeper], due_at=at_night, category="transactional")
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=at_night)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=at_night)
     assert statuses(db.session, campaign.id) == {"sent": 1}
 
 
@@ -55,7 +55,7 @@ def test_quiet_hours_ignored_when_campaign_opts_out(app, db_session, fake_fcm):
     sleeper = make_user(db.session, zone="Europe/Paris", quiet=NIGHT)
     at_night = paris(2026, 6, 10, 23, 30)
     campaign = make_campaign(db.session, [sleeper], due_at=at_night, respect_quiet_hours=False)
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=at_night)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=at_night)
     assert statuses(db.session, campaign.id) == {"sent": 1}
 
 
@@ -63,7 +63,7 @@ def test_quiet_hours_ending_after_expiry_expire_the_row(app, db_session, fake_fc
     sleeper = make_user(db.session, zone="Europe/Paris", quiet=NIGHT)
     at_night = paris(2026, 6, 10, 23, 30)
     campaign = make_campaign(db.session, [sleeper], due_at=at_night, expires_at=paris(2026, 6, 11, 6, 0))
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=at_night)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=at_night)
     [row] = ledger(db.session, campaign.id)
     assert (row.status, row.error_code) == ("expired", "quiet_hours") and fake_fcm.messages() == []
 
@@ -72,28 +72,28 @@ def test_frequency_cap_defers_until_the_window_frees_then_sends(app, db_session,
     user = make_user(db.session)
     t0 = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
     first = make_campaign(db.session, [user], due_at=t0, name="first")
-    delivery.run_lane(db.session, campaign_id=first.id, now=t0)
+    engine.run_lane(db.session, campaign_id=first.id, now=t0)
     cap = {"max": 1, "window_hours": 24}
     second = make_campaign(db.session, [user], due_at=t0 + timedelta(hours=2), frequency_cap=cap, name="second")
     other_category = make_campaign(db.session, [user], due_at=t0 + timedelta(hours=2), frequency_cap=cap,
                                    category="social", name="social")
-    delivery.run_lane(db.session, campaign_id=second.id, now=t0 + timedelta(hours=2))
-    delivery.run_lane(db.session, campaign_id=other_category.id, now=t0 + timedelta(hours=2))
+    engine.run_lane(db.session, campaign_id=second.id, now=t0 + timedelta(hours=2))
+    engine.run_lane(db.session, campaign_id=other_category.id, now=t0 + timedelta(hours=2))
     [row] = ledger(db.session, second.id)
     assert (row.status, row.error_code) == ("deferred", "frequency_cap")
     assert row.next_attempt_at == t0 + timedelta(hours=24)
     assert statuses(db.session, other_category.id) == {"sent": 1}  # caps count per category
-    delivery.run_lane(db.session, campaign_id=second.id, now=t0 + timedelta(hours=24))
+    engine.run_lane(db.session, campaign_id=second.id, now=t0 + timedelta(hours=24))
     assert statuses(db.session, second.id) == {"sent": 1}
 
 
 def test_frequency_cap_that_cannot_free_before_expiry_marks_capped(app, db_session, fake_fcm):
     user = make_user(db.session)
     t0 = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
-    delivery.run_lane(db.session, campaign_id=make_campaign(db.session, [user], due_at=t0).id, now=t0)
+    engine.run_lane(db.session, campaign_id=make_campaign(db.session, [user], due_at=t0).id, now=t0)
     capped = make_campaign(db.session, [user], due_at=t0 + timedelta(hours=1), expires_at=t0 + timedelta(hours=12),
                            frequency_cap={"max": 1, "window_hours": 24})
-    delivery.run_lane(db.session, campaign_id=capped.id, now=t0 + timedelta(hours=1))
+    engine.run_lane(db.session, campaign_id=capped.id, now=t0 + timedelta(hours=1))
     [row] = ledger(db.session, capped.id)
     assert (row.status, row.error_code) == ("capped", "frequency_cap")
 
@@ -102,7 +102,7 @@ def test_frequency_cap_counts_a_user_once_per_campaign_across_devices(app, db_se
     user = make_user(db.session, devices=3)
     t0 = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
     campaign = make_campaign(db.session, [user], due_at=t0, frequency_cap={"max": 1, "window_hours": 24})
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=t0, batch_size=1)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=t0, batch_size=1)
     assert statuses(db.session, campaign.id) == {"sent": 3}
 
 
@@ -112,7 +112,7 @@ def test_throttle_never_exceeds_the_rate_in_any_minute_and_sends_everything(app,
                              throttle_per_minute=60)
     now, wakes = t0, 0
     while statuses(db.session, campaign.id).get("pending") and wakes < 40:
-        reports = delivery.run_lane(db.session, campaign_id=campaign.id, now=now)
+        reports = engine.run_lane(db.session, campaign_id=campaign.id, now=now)
         assert reports[-1].stop == "throttled" or not statuses(db.session, campaign.id).get("pending")
         now = reports[-1].wake_at or now + timedelta(seconds=1)
         wakes += 1
@@ -130,9 +130,9 @@ def test_throttle_allowance_comes_from_postgres_after_a_redis_flush(app, db_sess
     t0 = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
     campaign = make_campaign(db.session, [make_user(db.session) for _ in range(30)], due_at=t0,
                              throttle_per_minute=12)
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=t0)
+    engine.run_lane(db.session, campaign_id=campaign.id, now=t0)
     redis_conn.flushdb()
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=t0 + timedelta(seconds=5))
+    engine.run_lane(db.session, campaign_id=campaign.id, now=t0 + timedelta(seconds=5))
     assert statuses(db.session, campaign.id)["sent"] == 2  # ceil(12/6) per 10 s, flush or not
 
 
@@ -140,7 +140,7 @@ def test_expired_campaign_rows_expire_instead_of_sending(app, db_session, fake_f
     t0 = datetime(2026, 6, 10, 9, 0, tzinfo=UTC)
     campaign = make_campaign(db.session, [make_user(db.session) for _ in range(3)], due_at=t0,
                              expires_at=t0 + timedelta(hours=1))
-    delivery.run_lane(db.session, campaign_id=campaign.id, now=t0 + timedelta(hours=1))
+    engine.run_lane(db.session, campaign_id=campaign.id, now=t0 + timedelta(hours=1))
     assert statuses(db.session, campaign.id) == {"expired": 3} and fake_fcm.messages() == []
 
 
@@ -155,7 +155,7 @@ def test_local_time_campaign_honours_quiet_hours_cap_and_throttle_together(app, 
     due = {z: datetime(day.year, day.month, day.day, 21, 30, tzinfo=ZoneInfo(z)).astimezone(UTC) for z in zones}
     already = people[0]  # got a promotional push this morning: capped at 1 per 24 h
     earlier = make_campaign(db.session, [already], due_at=min(due.values()) - timedelta(hours=10), name="earlier")
-    delivery.run_lane(db.session, campaign_id=earlier.id, now=min(due.values()) - timedelta(hours=10))
+    engine.run_lane(db.session, campaign_id=earlier.id, now=min(due.values()) - timedelta(hours=10))
     campaign = make_campaign(db.session, people, due_at=min(due.values()), due_by_zone=due, throttle_per_minute=6,
                              frequency_cap={"max": 1, "window_hours": 24},
                              expires_at=max(due.values()) + timedelta(days=2))
@@ -163,7 +163,7 @@ def test_local_time_campaign_honours_quiet_hours_cap_and_throttle_together(app, 
     for _ in range(200):
         if not (set(statuses(db.session, campaign.id)) & {"pending", "deferred"}):
             break
-        reports = delivery.run_lane(db.session, campaign_id=campaign.id, now=now)
+        reports = engine.run_lane(db.session, campaign_id=campaign.id, now=now)
         pending = [r.next_attempt_at for r in ledger(db.session, campaign.id)
                    if r.status in ("pending", "deferred")]
         later = [t for t in (reports[-1].wake_at, *pending) if t is not None and t > now]

@@ -10,10 +10,10 @@ from sqlalchemy import update
 from backend.common.db import utcnow
 from backend.common.jobs import get_queue
 from backend.extensions import db
-from backend.notifications import delivery, reconcile
-from backend.notifications.campaign_models import Campaign, CampaignDelivery
-from backend.notifications.dispatch import dispatch_job_id, schedule_dispatch
-from backend.notifications.schedule import local_to_utc
+from backend.notifications.campaigns.models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.schedule import local_to_utc
+from backend.notifications.delivery import engine, reconcile
+from backend.notifications.delivery.dispatch import dispatch_job_id, schedule_dispatch
 from tests.delivery.factories import MESSAGE, ledger, make_campaign, make_user, statuses
 
 LEASE_S = 1200
@@ -120,8 +120,8 @@ def test_local_time_campaign_materialized_by_jobs_sends_each_zone_at_its_dst_cor
     assert {scheduled.get_scheduled_time(j) for j in scheduled.get_job_ids()} == set(expected.values())
     # The scheduler fires each instant; a lane running then sends exactly that zone, never early.
     for instant in sorted(set(expected.values())):
-        delivery.run_lane(db.session, campaign_id=campaign.id, now=instant - timedelta(seconds=1))
-        delivery.run_lane(db.session, campaign_id=campaign.id, now=instant)
+        engine.run_lane(db.session, campaign_id=campaign.id, now=instant - timedelta(seconds=1))
+        engine.run_lane(db.session, campaign_id=campaign.id, now=instant)
         sent = {r.time_zone for r in ledger(db.session, campaign.id) if r.status == "sent"}
         assert sent == {z for z, due in expected.items() if due <= instant}
     assert sorted(m["token"] for m in fake_fcm.messages()) == sorted(_token(p) for p in people.values())

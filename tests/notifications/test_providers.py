@@ -8,14 +8,14 @@ from sqlalchemy import select
 from backend.app import create_app
 from backend.extensions import db
 from backend.notifications.devices import DeviceInfo, prune_token, register_device
-from backend.notifications.models import Device, PushOutbox
-from backend.notifications.providers import (
+from backend.notifications.fcm.providers import (
     FcmProvider,
     OutboxProvider,
     Outcome,
     OutgoingPush,
     get_provider,
 )
+from backend.notifications.models import Device, PushOutbox
 from tests.conftest import app_settings
 
 

@@ -195,7 +195,7 @@ def test_send_to_topic_reaches_followers_only(app, db_session, run_jobs, fake_fc
 
 
 def test_reconciler_finds_pushes_whose_job_was_lost(app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
-    from backend.notifications.transactional_delivery import reconcile
+    from backend.notifications.delivery.transactional import reconcile
     from jobs.push import reconcile_transactional_pushes
 
     user = new_user()
@@ -214,7 +214,7 @@ def test_reconciler_finds_pushes_whose_job_was_lost(app, db_session, run_jobs, f
 
 def test_reconciler_reenqueues_stalled_retries_once_they_are_overdue(
         app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
-    from backend.notifications.transactional_delivery import overdue_work
+    from backend.notifications.delivery.transactional import overdue_work
 
     user = new_user()
     device(user, "retry-token")

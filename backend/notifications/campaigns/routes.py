@@ -11,9 +11,9 @@ from backend.common.access import current_principal, require
 from backend.common.idempotency import idempotent
 from backend.common.pagination import page_schema, paginate
 from backend.extensions import db
-from backend.notifications import campaign_preview, campaign_stats, campaigns
-from backend.notifications.campaign_models import Campaign
-from backend.notifications.campaign_schemas import (
+from backend.notifications.campaigns import preview, services, stats
+from backend.notifications.campaigns.models import Campaign
+from backend.notifications.campaigns.schemas import (
     CampaignCreateSchema,
     CampaignLaunchSchema,
     CampaignQueryArgsSchema,
@@ -30,7 +30,7 @@ blp = Blueprint("campaigns", __name__, url_prefix="/v1/campaigns", description="
 
 def _read(campaign: Campaign) -> dict[str, Any]:
     """The campaign with its variants, as CampaignReadSchema expects."""
-    variants = campaigns.variants_of(db.session, campaign.id)
+    variants = services.variants_of(db.session, campaign.id)
     fields = {column.key: getattr(campaign, column.key) for column in Campaign.__table__.columns}
     return {**fields, "variants": [
         {"key": v.key, "weight": v.weight, "message_override": v.message_override} for v in variants]}
@@ -43,7 +43,7 @@ class Campaigns(MethodView):
     @blp.response(200, page_schema(CampaignReadSchema))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List campaigns (team-wide), newest first"""
-        page = paginate(db.session, campaigns.campaigns_query(status=args.get("status")),
+        page = paginate(db.session, services.campaigns_query(status=args.get("status")),
                         order=(Campaign.created_at, Campaign.id), cursor=args["cursor"], limit=args["limit"])
         page.items = [_read(c) for c in page.items]
         return page.as_response()
@@ -54,7 +54,7 @@ class Campaigns(MethodView):
     @blp.response(201, CampaignReadSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a draft campaign"""
-        campaign = campaigns.create_campaign(db.session, data=data, created_by=current_principal().user_id)
+        campaign = services.create_campaign(db.session, data=data, created_by=current_principal().user_id)
         return _read(campaign)
 
 
@@ -64,14 +64,14 @@ class CampaignItem(MethodView):
     @blp.response(200, CampaignReadSchema)
     def get(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Read a campaign"""
-        return _read(campaigns.get_campaign(db.session, campaign_id=campaign_id))
+        return _read(services.get_campaign(db.session, campaign_id=campaign_id))
 
     @require("marketer")
     @blp.arguments(CampaignUpdateSchema)
     @blp.response(200, CampaignReadSchema)
     def patch(self, data: dict[str, Any], campaign_id: uuid.UUID) -> dict[str, Any]:
         """Edit a draft, or a scheduled campaign before its first send"""
-        return _read(campaigns.update_campaign(db.session, campaign_id=campaign_id, data=data))
+        return _read(services.update_campaign(db.session, campaign_id=campaign_id, data=data))
 
 
 @blp.route("/<uuid:campaign_id>/dry-run")
@@ -80,7 +80,7 @@ class CampaignDryRun(MethodView):
     @blp.response(200, DryRunReadSchema)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Audience size per time zone (with due instants), per variant and holdout, with sample messages"""
-        return campaign_preview.dry_run(db.session, campaign_id=campaign_id)
+        return preview.dry_run(db.session, campaign_id=campaign_id)
 
 
 @blp.route("/<uuid:campaign_id>/test-send")
@@ -90,7 +90,7 @@ class CampaignTestSend(MethodView):
     @blp.response(200, CampaignTestSendReadSchema)
     def post(self, data: dict[str, Any], campaign_id: uuid.UUID) -> dict[str, Any]:
         """Send the campaign now to listed users, marked as a test (not counted in stats)"""
-        return campaign_preview.test_send(db.session, campaign_id=campaign_id, user_ids=data["user_ids"],
+        return preview.test_send(db.session, campaign_id=campaign_id, user_ids=data["user_ids"],
                                           variant=data.get("variant"))
 
 
@@ -101,7 +101,7 @@ class CampaignLaunch(MethodView):
     @blp.response(200, CampaignReadSchema)
     def post(self, data: dict[str, Any], campaign_id: uuid.UUID) -> dict[str, Any]:
         """Launch: now, at a UTC instant, or at a wall-clock time in each recipient's zone"""
-        return _read(campaigns.launch_campaign(db.session, campaign_id=campaign_id, schedule=data.get("schedule")))
+        return _read(services.launch_campaign(db.session, campaign_id=campaign_id, schedule=data.get("schedule")))
 
 
 @blp.route("/<uuid:campaign_id>/pause")
@@ -110,7 +110,7 @@ class CampaignPause(MethodView):
     @blp.response(200, CampaignReadSchema)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Pause sending (resumable)"""
-        return _read(campaigns.pause_campaign(db.session, campaign_id=campaign_id))
+        return _read(services.pause_campaign(db.session, campaign_id=campaign_id))
 
 
 @blp.route("/<uuid:campaign_id>/resume")
@@ -119,7 +119,7 @@ class CampaignResume(MethodView):
     @blp.response(200, CampaignReadSchema)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Resume a paused campaign"""
-        return _read(campaigns.resume_campaign(db.session, campaign_id=campaign_id))
+        return _read(services.resume_campaign(db.session, campaign_id=campaign_id))
 
 
 @blp.route("/<uuid:campaign_id>/cancel")
@@ -128,7 +128,7 @@ class CampaignCancel(MethodView):
     @blp.response(200, CampaignReadSchema)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Cancel: waiting deliveries are marked cancelled"""
-        return _read(campaigns.cancel_campaign(db.session, campaign_id=campaign_id))
+        return _read(services.cancel_campaign(db.session, campaign_id=campaign_id))
 
 
 @blp.route("/<uuid:campaign_id>/stats")
@@ -137,4 +137,4 @@ class CampaignStats(MethodView):
     @blp.response(200, StatsReadSchema)
     def get(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Delivery stats per variant and time zone, opens, and the A/B verdict"""
-        return campaign_stats.campaign_stats(db.session, campaign_id=campaign_id)
+        return stats.campaign_stats(db.session, campaign_id=campaign_id)

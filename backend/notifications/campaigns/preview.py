@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.common.errors import ValidationFailed
-from backend.notifications import schedule as sched
-from backend.notifications.audience import PUSHABLE_PERMISSIONS, Arm, audience_select, opted_out, variant_of
-from backend.notifications.campaign_models import Campaign
-from backend.notifications.campaigns import get_campaign, variants_of
+from backend.notifications.campaigns import schedule as sched
+from backend.notifications.campaigns.audience import PUSHABLE_PERMISSIONS, Arm, audience_select, opted_out, variant_of
+from backend.notifications.campaigns.models import Campaign
+from backend.notifications.campaigns.services import get_campaign, variants_of
+from backend.notifications.campaigns.templating import merged_message, personal_context, pick_locale, render_for
+from backend.notifications.fcm.providers import OutgoingPush, get_provider
 from backend.notifications.models import Device
-from backend.notifications.providers import OutgoingPush, get_provider
-from backend.notifications.templating import merged_message, personal_context, pick_locale, render_for
 
 SAMPLE_NAME = "Alex"  # shows marketers what personalisation looks like with data
 

@@ -29,14 +29,15 @@ from sqlalchemy.orm import Session
 
 from backend.common.db import utcnow
 from backend.common.jobs import redis_client
-from backend.notifications import inbox, policy
-from backend.notifications.campaign_messages import Composer, add_inbox_entries
-from backend.notifications.campaign_models import Campaign, CampaignVariant
-from backend.notifications.delivery_sql import CLAIM_SQL, PARK_SQL, RECORD_SQL
+from backend.notifications import inbox
+from backend.notifications.campaigns.messages import Composer, add_inbox_entries
+from backend.notifications.campaigns.models import Campaign, CampaignVariant
+from backend.notifications.delivery import policy
+from backend.notifications.delivery.dispatch import schedule_dispatch
+from backend.notifications.delivery.ledger import CLAIM_SQL, PARK_SQL, RECORD_SQL
 from backend.notifications.devices import prune_token
-from backend.notifications.dispatch import schedule_dispatch
-from backend.notifications.fcm_payload import SendResult
-from backend.notifications.providers import (
+from backend.notifications.fcm.payload import SendResult
+from backend.notifications.fcm.providers import (
     FcmProvider,
     Outcome,
     OutgoingPush,

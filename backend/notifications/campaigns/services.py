@@ -19,11 +19,11 @@ from backend.common.db import utcnow
 from backend.common.errors import Conflict, NotFound, ValidationFailed
 from backend.common.jobs import enqueue_after_commit
 from backend.common.locales import is_language_tag
-from backend.notifications import schedule as sched
-from backend.notifications.audience import distinct_zones, parse_version
-from backend.notifications.campaign_models import Campaign, CampaignDelivery, CampaignVariant
-from backend.notifications.dispatch import schedule_dispatch
-from backend.notifications.templating import check_message_templates, merged_message
+from backend.notifications.campaigns import schedule as sched
+from backend.notifications.campaigns.audience import distinct_zones, parse_version
+from backend.notifications.campaigns.models import Campaign, CampaignDelivery, CampaignVariant
+from backend.notifications.campaigns.templating import check_message_templates, merged_message
+from backend.notifications.delivery.dispatch import schedule_dispatch
 from backend.notifications.topics import TOPIC_NAME
 
 MATERIALIZE_JOB = "jobs.campaigns.materialize_campaign"

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit
 from backend.notifications.devices import DEAD_TOKEN, FLAGGED_TOKEN, live_devices, prune_token
+from backend.notifications.fcm.providers import Outcome, OutgoingPush, PushProvider, PushResult
 from backend.notifications.models import Device, Notification, NotificationDelivery
 from backend.notifications.preferences import category_enabled
-from backend.notifications.providers import Outcome, OutgoingPush, PushProvider, PushResult
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from google.oauth2 import service_account
 from pyfcm import FCMNotification
 from pyfcm.errors import FCMError
 
-from backend.notifications.fcm_payload import (
+from backend.notifications.fcm.payload import (
     TRANSIENT,
     FcmFailure,
     Outcome,

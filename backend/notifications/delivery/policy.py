@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.notifications.schedule import local_to_utc, zone_or_fallback
+from backend.notifications.campaigns.schedule import local_to_utc, zone_or_fallback
 
 # Categories whose messages are wanted whatever the hour (a login code, a receipt).
 QUIET_HOURS_EXEMPT_CATEGORIES = frozenset({"transactional"})

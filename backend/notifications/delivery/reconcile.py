@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit
-from backend.notifications.dispatch import schedule_dispatch
+from backend.notifications.delivery.dispatch import schedule_dispatch
 
 RECONCILE_EVERY = timedelta(seconds=30)
 # Dispatches are scheduled precisely for rows due before the run after next.

@@ -1,6 +1,6 @@
 """The send ledger's three statements: claim due rows, park or mark them, record outcomes.
 
-Written as SQL because each works on a whole batch in one round trip; ``delivery``
+Written as SQL because each works on a whole batch in one round trip; ``engine``
 binds them. Every write is guarded by the batch's claim token.
 """
 

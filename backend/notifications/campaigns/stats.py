@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.notifications.campaign_models import DELIVERY_STATUSES, CampaignDelivery
-from backend.notifications.campaigns import get_campaign
+from backend.notifications.campaigns.models import DELIVERY_STATUSES, CampaignDelivery
+from backend.notifications.campaigns.services import get_campaign
 from backend.notifications.models import Notification
 
 SIGNIFICANCE = 0.05  # two-sided p-value below which the leading variant is called the winner

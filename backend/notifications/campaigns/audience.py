@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
 from backend.auth.models import User
-from backend.notifications.campaign_models import CampaignDelivery
+from backend.notifications.campaigns.models import CampaignDelivery
 from backend.notifications.models import Device, NotificationPreference, Topic, TopicSubscription
 
 BUCKETS = 10_000  # variant/holdout resolution: 0.01 %

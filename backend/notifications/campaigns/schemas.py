@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from backend.common.pagination import PageQueryArgsSchema
-from backend.notifications.campaign_models import CAMPAIGN_STATUSES, CATEGORIES
+from backend.notifications.campaigns.models import CAMPAIGN_STATUSES, CATEGORIES
 
 _UPPER_KEY = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,15}$", error="Use A-Z, 0-9 and _ (up to 16, starting with a letter).")
 _HHMM = validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="Use HH:MM (24 h).")

@@ -1,6 +1,6 @@
 """What a campaign sends each recipient: the rendered push, and one inbox entry per user.
 
-Split from ``delivery`` (claiming, sending and recording); nothing here talks to FCM.
+Split from the delivery engine (claiming, sending and recording); nothing here talks to FCM.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any, Protocol
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.notifications.campaign_models import Campaign, CampaignVariant
-from backend.notifications.providers import OutgoingPush
-from backend.notifications.templating import merged_message, personal_context, render_for
+from backend.notifications.campaigns.models import Campaign, CampaignVariant
+from backend.notifications.campaigns.templating import merged_message, personal_context, render_for
+from backend.notifications.fcm.providers import OutgoingPush
 
 
 class SentRow(Protocol):

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from flask import Flask, current_app
 from pyfcm import FCMNotification
 
-from backend.notifications.fcm_payload import Outcome, OutgoingMessage, build_body
+from backend.notifications.fcm.payload import Outcome, OutgoingMessage, build_body
 
 __all__ = [
     "FcmProvider",
@@ -121,7 +121,7 @@ class FcmProvider:
     """FCM HTTP v1 through the pooled sender (pyfcm payloads, cached OAuth token)."""
 
     def __init__(self, credentials_file: str, project_id: str = "", endpoint: str = "", **options: Any) -> None:
-        from backend.notifications.fcm_client import FcmSender
+        from backend.notifications.fcm.client import FcmSender
 
         if not project_id:
             with open(credentials_file, encoding="utf-8") as handle:
