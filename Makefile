@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-all lint system-deps bench install clean-instance
+.PHONY: run test test-all lint system-deps bench load install clean-instance
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ system-deps:
 
 bench: install system-deps
 	$(BIN)/python -m bench
+
+## B12: minutes of mixed traffic through nginx, phase by phase (bench/RESULTS-b12.md).
+load: install system-deps
+	$(BIN)/python -m bench.b12_load
 
 clean-instance:
 	rm -rf instance
