@@ -18,6 +18,7 @@ from tests.conftest import fcm_app_settings
 from tests.e2e.processes import environment_of
 from tests.fakes.fcm_server import FakeFcmControl
 from tests.load.stack import PASSWORD, LoadStack, fresh_database
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.load, pytest.mark.e2e]
 
@@ -51,6 +52,9 @@ def test_mixed_traffic_with_refresh_races_and_a_campaign_has_no_5xx_and_no_false
         [marketer] = stack.seed_accounts(1, tag="marketer", role="marketer")
         stack.seed_devices(AUDIENCE, tag="audience")
         campaign_id = _launch_campaign(stack, marketer)
+        # The audience is fixed when the ledger is written; phones register devices of their own.
+        wait_for(lambda: stack.scalar("SELECT count(*) FROM campaign_deliveries WHERE campaign_id = :c",
+                                      c=campaign_id) == AUDIENCE, timeout=120, what="the campaign's ledger")
 
         phase = stack.run("mixed", seconds=40, users={"Phone": 40, "RefreshStorm": 10}, accounts=phones)
 
