@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Text, column, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +19,11 @@ class User(TimestampMixin, Base):
         CheckConstraint("role IN ('user','moderator','marketer','analyst','admin')", name="role_known"),
         CheckConstraint("status IN ('active','suspended','pending_deletion')", name="status_known"),
         Index("uq_users_email", "email", unique=True, postgresql_where=text("email IS NOT NULL")),
+        # The staff console lists users newest first and searches them by email or name prefix.
+        Index("ix_users_created_at_id", "created_at", "id"),
+        Index("ix_users_email_prefix", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
+        Index("ix_users_display_name_prefix", func.lower(column("display_name")).label("display_name_lower"),
+              postgresql_ops={"display_name_lower": "varchar_pattern_ops"}),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
