@@ -20,7 +20,7 @@ from backend.auth.principal import forget_state
 from backend.auth.sessions import start_session
 from backend.common.access import STAFF_ROLES
 from backend.common.db import utcnow
-from backend.common.errors import Forbidden, Unauthorized, ValidationFailed
+from backend.common.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from backend.extensions import db
 
 SENT = {"status": "sent", "message": "If the address can be used, a message is on its way to it."}
@@ -156,8 +156,6 @@ def create_staff_account(*, email: str, password: str, role: str) -> User:
     return user
 
 
-
-
 def suspend_account(*, user_id: Any, reason: str | None = None) -> User:
     """Suspend an account: every session ends now (``account_suspended``) and sign-in is refused (commits)."""
     from backend.auth.sessions import end_all_sessions
@@ -175,4 +173,17 @@ def reinstate_account(*, user_id: Any) -> User:
     user.status, user.suspended_at, user.suspended_reason = "active", None, None
     db.session.commit()
     forget_state(users=[user.id], strict=False)
+    return user
+
+
+def mark_email_verified(*, user_id: Any) -> User:
+    """Staff confirm an account's address by hand, e.g. after a support check (commits)."""
+    user = load_user(user_id)
+    if user.email is None:
+        raise Conflict("This account has no email address to verify.", code="no_email")
+    if user.email_verified_at is None:
+        forget_state(users=[user.id])
+        user.email_verified_at = utcnow()
+        db.session.commit()
+        forget_state(users=[user.id], strict=False)
     return user
