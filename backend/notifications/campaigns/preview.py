@@ -73,6 +73,30 @@ def dry_run(session: Session, *, campaign_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+def estimate_audience(session: Session, *, audience: dict[str, Any], category: str) -> dict[str, Any]:
+    """Devices and users an audience reaches right now, before any draft exists (the builder's live count)."""
+    suppressed = opted_out(category).label("suppressed")
+    inner = audience_select(audience, now=utcnow(), columns=[Device.user_id, suppressed]).subquery()
+    rows = session.execute(select(inner.c.suppressed, func.count().label("devices"),
+                                  func.count(inner.c.user_id.distinct()).label("users"))
+                           .group_by(inner.c.suppressed)).all()
+    reached = next((row for row in rows if not row.suppressed), None)
+    opted = next((row for row in rows if row.suppressed), None)
+    return {"devices": reached.devices if reached else 0, "users": reached.users if reached else 0,
+            "opted_out_devices": opted.devices if opted else 0}
+
+
+def test_recipients(session: Session, *, limit: int = 50) -> list[Any]:
+    """Staff accounts with a pushable device: who a test send may go to."""
+    return list(session.execute(
+        select(User.id, User.email, User.role, func.count(Device.id).label("devices"),
+               func.string_agg(func.distinct(Device.platform), ", ").label("platforms"))
+        .join(Device, Device.user_id == User.id)
+        .where(User.role != "user", User.status == "active", Device.token.is_not(None), Device.disabled_at.is_(None),
+               Device.push_permission.in_(PUSHABLE_PERMISSIONS))
+        .group_by(User.id, User.email, User.role).order_by(User.email).limit(limit)).all())
+
+
 def _samples(campaign: Campaign, variants: list[Any]) -> list[dict[str, Any]]:
     samples = []
     overrides = {v.key: v.message_override for v in variants} or {"A": {}}

@@ -92,9 +92,8 @@ def _check_schedule(schedule: dict[str, Any], *, now: datetime, launching: bool)
             raise _invalid("schedule_in_past", "That local date and time has passed everywhere.", "schedule.date")
 
 
-def validate_campaign(data: dict[str, Any], *, now: datetime, launching: bool = False) -> None:
-    """Check what the schema cannot: zones, locales, topic, templates, payload size, dates."""
-    audience = data["audience"]
+def validate_audience(audience: dict[str, Any]) -> None:
+    """Check an audience's topic, zones, locales, versions and property filters."""
     if audience.get("type") == "topic":
         if not audience.get("topic"):
             raise _invalid("topic_required", "A topic audience needs a topic.", "audience.topic")
@@ -115,6 +114,11 @@ def validate_campaign(data: dict[str, Any], *, now: datetime, launching: bool = 
         if not isinstance(value, str | int | float | bool):
             raise _invalid("invalid_property_filter", "Property filters compare plain values.",
                            f"audience.filters.properties.{key}")
+
+
+def validate_campaign(data: dict[str, Any], *, now: datetime, launching: bool = False) -> None:
+    """Check what the schema cannot: zones, locales, topic, templates, payload size, dates."""
+    validate_audience(data["audience"])
     _check_message(data["message"], field="message", partial=False)
     keys = [v["key"] for v in data["variants"]]
     if len(set(keys)) != len(keys):
