@@ -10,7 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.auth.conftest import PASSWORD
-from tests.auth.conftest import make_user as make_user  # fixture re-export
+from tests.auth.conftest import auth_headers as auth_headers  # fixture re-exports
+from tests.auth.conftest import make_user as make_user
+from tests.campaigns.conftest import populate as populate
 
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
