@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
-from backend.notifications.campaign_schemas import (
+from backend.notifications.campaigns.schemas import (
     AudienceSchema,
     CampaignCreateSchema,
     CampaignUpdateSchema,

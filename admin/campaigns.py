@@ -23,8 +23,10 @@ from backend.audit.services import audited
 from backend.common.errors import DomainError
 from backend.common.pagination import paginate
 from backend.extensions import db
-from backend.notifications import campaign_preview, campaign_stats, campaigns
-from backend.notifications.campaign_models import CAMPAIGN_STATUSES, CATEGORIES, Campaign
+from backend.notifications.campaigns import preview as campaign_preview
+from backend.notifications.campaigns import services as campaigns
+from backend.notifications.campaigns import stats as campaign_stats
+from backend.notifications.campaigns.models import CAMPAIGN_STATUSES, CATEGORIES, Campaign
 
 BUILDERS = frozenset({"marketer", "admin"})
 READERS = BUILDERS | {"analyst"}

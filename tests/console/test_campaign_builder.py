@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from backend.audit.models import AuditEntry
 from backend.extensions import db
-from backend.notifications.campaign_models import Campaign
+from backend.notifications.campaigns.models import Campaign
 from backend.notifications.models import Device, PushOutbox
 from tests.console.conftest import csrf_of
 

@@ -22,7 +22,7 @@ from backend.auth.models import User
 from backend.auth.passwords import hash_password
 from backend.common.db import utcnow
 from backend.extensions import db
-from backend.notifications.campaign_models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.models import Campaign, CampaignDelivery
 from backend.notifications.models import Device
 from tests.e2e.processes import ROOT, environment_of, start_gunicorn
 from tests.waiting import wait_for
