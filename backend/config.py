@@ -28,6 +28,20 @@ def _csv(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _sha256_fingerprints(raw: str) -> list[bytes]:
+    """SHA-256 certificate fingerprints as keytool prints them (AA:BB:..., 32 bytes each)."""
+    found = []
+    for part in _csv(raw):
+        try:
+            digest = bytes.fromhex(part.replace(":", ""))
+        except ValueError as exc:
+            raise ValueError(f"not a hex fingerprint: {part!r}") from exc
+        if len(digest) != 32:
+            raise ValueError(f"not a SHA-256 fingerprint (32 bytes): {part!r}")
+        found.append(digest)
+    return found
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration variable: its name, parser, default and meaning."""
@@ -96,6 +110,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("APPLE_CLIENT_IDS", _csv, "", "accepted `aud` values of Apple ID tokens"),
     Setting("GOOGLE_JWKS_URL", str, "https://www.googleapis.com/oauth2/v3/certs", "Google's signing keys"),
     Setting("APPLE_JWKS_URL", str, "https://appleid.apple.com/auth/keys", "Apple's signing keys"),
+    # Passkeys (WebAuthn) and the links in account mails.
+    Setting("PASSKEY_RP_ID", str, "", "WebAuthn relying-party ID: the domain passkeys are bound to (empty: PUBLIC_BASE_URL's host)"),
+    Setting("PASSKEY_RP_NAME", str, "Groundwork", "name the phone shows when it saves a passkey"),
+    Setting("PASSKEY_ORIGINS", _csv, "", "web origins allowed in passkey ceremonies, comma-separated (empty: PUBLIC_BASE_URL's origin); iOS apps use https://<rp id> through their associated domain"),
+    Setting("PASSKEY_IOS_APP_IDS", _csv, "", "iOS apps (TEAMID.bundle.id) allowed to use the RP ID's passkeys: served in /.well-known/apple-app-site-association"),
+    Setting("PASSKEY_ANDROID_PACKAGE", str, "", "Android package name served in /.well-known/assetlinks.json"),
+    Setting("PASSKEY_ANDROID_CERT_SHA256", _sha256_fingerprints, "", "SHA-256 fingerprints (AA:BB:...) of the Android app's signing certificates: each allows the android:apk-key-hash: origin"),
+    Setting("PASSKEY_CHALLENGE_TTL_S", int, "300", "lifetime of a passkey challenge (single use)"),
+    Setting("PASSKEY_FRESH_SIGN_IN_S", int, "900", "adding a passkey needs a sign-in this recent, or the current password"),
+    Setting("EMAIL_ACTION_URL", str, "", "universal/app link the verification and email-change pages redirect to with the outcome (empty: a plain HTML page)"),
     Setting("SERVER_API_KEYS", _csv, "", "API keys for server-to-server calls (transactional sends), comma-separated", secret=True),
     Setting("SENTRY_DSN", str, "", "send errors to Sentry when set"),
     Setting("LOG_LEVEL", str, "INFO", "root log level"),

@@ -9,12 +9,16 @@ def init_app(app: Flask) -> None:
     """Signing keys, the principal loader behind ``@require``, and ``flask create-staff``."""
     from backend.auth.deletion import register_exporter
     from backend.auth.factor_export import export_sign_in_factors
+    from backend.auth.passkeys.credentials import export_passkeys
     from backend.auth.principal import load_principal
+    from backend.auth.security_events import export_events
     from backend.auth.tokens import init_keys
 
     init_keys(app)
     app.extensions["groundwork.principal_loader"] = load_principal
     register_exporter("sign_in_factors", export_sign_in_factors)
+    register_exporter("passkeys", export_passkeys)
+    register_exporter("security_events", export_events)
 
     @app.cli.command("create-staff")
     @click.option("--email", required=True, help="sign-in address of the staff member")

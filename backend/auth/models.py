@@ -118,4 +118,19 @@ class OutboxMail(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
 
-__all__ = ["OneTimeToken", "OutboxMail", "RefreshToken", "Session", "User"]
+class SecurityEvent(Base):
+    """Something the account holder (and support) should know happened to an account; append-only."""
+
+    __tablename__ = "security_events"
+    __table_args__ = (Index("ix_security_events_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # passkey_added, passkey_removed, passkey_clone_suspected, unproven_claim_voided, ...
+    kind: Mapped[str] = mapped_column(String(40))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    details: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+__all__ = ["OneTimeToken", "OutboxMail", "RefreshToken", "SecurityEvent", "Session", "User"]

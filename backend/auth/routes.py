@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from backend.auth import accounts, credentials, deletion, factor_routes, profile, sessions, tokens
+from backend.auth.passkeys import routes as passkey_routes
 from backend.auth.schemas import (
     DeletionCreateSchema,
     EmailChangeCreateSchema,
@@ -261,4 +262,4 @@ class Jwks(MethodView):
         return tokens.jwks()
 
 
-blueprints = [auth_blp, me_blp, keys_blp, factor_routes.blp]
+blueprints = [auth_blp, me_blp, keys_blp, factor_routes.blp, *passkey_routes.blueprints]

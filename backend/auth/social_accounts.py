@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade
@@ -18,12 +18,11 @@ from backend.auth.models import User
 from backend.auth.principal import forget_state
 from backend.auth.social import VerifiedIdentity, verify_id_token
 from backend.auth.totp import sign_in_or_challenge
+from backend.auth.ways_in import APPLE_RELAY_DOMAIN, lock_user, refuse_last_way_in
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, NotFound
 from backend.common.pagination import Page, paginate
 from backend.extensions import db
-
-APPLE_RELAY_DOMAIN = "@privaterelay.appleid.com"
 
 
 def _find(provider: str, subject: str) -> SocialIdentity | None:
@@ -135,18 +134,11 @@ def list_identities(*, user: User, cursor: str | None, limit: int) -> Page:
 
 def unlink_identity(*, user: User, provider: str) -> None:
     """Unlink ``provider`` unless it is the last way left to sign in."""
-    locked = db.session.get(User, user.id, with_for_update=True)  # two unlinks at once cannot both pass
+    locked = lock_user(user.id)  # two unlinks (or an unlink and a passkey removal) take turns
     identity = db.session.scalars(select(SocialIdentity).where(
         SocialIdentity.user_id == user.id, SocialIdentity.provider == provider)).first()
-    if identity is None or locked is None:
+    if identity is None:
         raise NotFound(f"No {provider} account is linked.", code="identity_not_found")
-    others = db.session.scalar(select(func.count()).select_from(SocialIdentity).where(
-        SocialIdentity.user_id == user.id, SocialIdentity.id != identity.id)) or 0
-    # A verified, real inbox can receive a sign-in code; Apple's relay address only
-    # forwards mail while the Apple link exists, so it does not count.
-    email_way = bool(locked.email and locked.email_verified_at and not locked.email.endswith(APPLE_RELAY_DOMAIN))
-    if not (locked.password_hash or others or email_way):
-        raise Conflict("This is the last way to sign in to the account; add a password or another provider first.",
-                       code="last_sign_in_method")
+    refuse_last_way_in(locked, without_identity=identity.id)
     db.session.delete(identity)
     db.session.commit()

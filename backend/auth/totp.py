@@ -219,8 +219,12 @@ def create_mfa_challenge(*, user: User, device_name: str | None, platform: str |
     return {"mfa_required": True, "mfa_token": token, "methods": list(METHODS)}
 
 
-def sign_in_or_challenge(*, user: User, session: dict[str, Any]) -> dict[str, Any]:
-    """A first factor succeeded: tokens, or the second-step challenge when TOTP is on (commits)."""
+def sign_in_or_challenge(*, user: User, session: dict[str, Any], strong_factor: bool = False) -> dict[str, Any]:
+    """A first factor succeeded: tokens, or the second-step challenge when TOTP is on (commits).
+
+    A ``strong_factor`` (a passkey: a device key unlocked by face, finger or PIN) is two
+    factors already, so it skips the TOTP step.
+    """
     if user.status == "suspended":
         db.session.rollback()
         raise Forbidden("This account is suspended.", code="account_suspended")
@@ -228,7 +232,7 @@ def sign_in_or_challenge(*, user: User, session: dict[str, Any]) -> dict[str, An
         cancel_deletion(user=user, commit=False)  # signing in keeps the account, as with a password
     db.session.commit()
     forget_state(users=[user.id], strict=False)
-    if user_requires_totp(user):
+    if not strong_factor and user_requires_totp(user):
         return create_mfa_challenge(user=user, **session)
     return start_session(user=user, **session)
 
