@@ -69,8 +69,16 @@ def resend_verification(*, email: str, ip: str | None) -> dict[str, str]:
     return SENT
 
 
-def verify_email(*, token: str, ip: str | None) -> User:
-    """Redeem a verification link: the address is confirmed (commits)."""
+def verify_email(*, token: str, ip: str | None, claimant_id: Any = None) -> dict[str, str]:
+    """Redeem a verification link: the address is confirmed (commits); says what became of the claim.
+
+    ``claimant_id`` is the account whose signed-in app redeems the link (its bearer token).
+    A link opened anywhere else proves the mailbox, not the claim: when the account was
+    ever signed in before this proof (an anonymous upgrade keeps its device session), its
+    password, sessions and sign-in methods are voided (``backend.auth.claims``).
+    """
+    from backend.auth.claims import claim_had_access, void_unproven_claim
+
     lockout.guard(kind="verify", ip=ip)
     redeemed = onetime.redeem(token=token, purpose="verify_email")
     user = db.session.get(User, redeemed.user_id)
@@ -78,11 +86,18 @@ def verify_email(*, token: str, ip: str | None) -> User:
         db.session.rollback()
         raise onetime.LinkInvalid("This link is for an address the account no longer uses.")
     forget_state(users=[user.id])
+    voided: list[str] = []
     if user.email_verified_at is None:
+        if claimant_id != user.id and claim_had_access(user):
+            voided = void_unproven_claim(user=user, proof="verification_link", ip=ip)
         user.email_verified_at = utcnow()
     db.session.commit()
     forget_state(users=[user.id], strict=False)
-    return user
+    if voided:
+        return {"status": "verified_secured",
+                "message": "Your email address is confirmed. Sign-in details someone set up with it before "
+                           "you confirmed it were removed: sign in with a code sent to this address."}
+    return {"status": "verified", "message": "Your email address is confirmed; you can sign in."}
 
 
 def authenticate(*, email: str, password: str, ip: str | None, kind: str = "login") -> User:

@@ -15,7 +15,7 @@ from backend.auth import emails, lockout
 from backend.auth.models import User
 from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state
-from backend.auth.sessions import public_user, start_session
+from backend.auth.sessions import end_all_sessions, public_user, start_session
 from backend.common.access import Principal
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, NotFound
@@ -62,6 +62,15 @@ def adopt_identity(user: User, *, email: str | None, verified: bool) -> None:
     if email:
         user.email = email
         user.email_verified_at = utcnow() if verified else None
+
+
+def retire_anonymous_sessions(user: User) -> None:
+    """End the anonymous account's sessions when a sign-in upgrades it into a new session (no commit).
+
+    The sign-in answers with a new session's tokens; the device-only tokens it replaces
+    must not keep working beside them (``account_upgraded``).
+    """
+    end_all_sessions(user=user, reason="account_upgraded", commit=False)
 
 
 def commit_upgrade(user: User) -> None:

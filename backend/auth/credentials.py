@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from backend.auth import emails, lockout, onetime
 from backend.auth.accounts import SENT, find_by_email, reauthenticate
+from backend.auth.claims import void_unproven_claim
 from backend.auth.models import User
 from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state
@@ -41,7 +42,8 @@ def request_password_reset(*, email: str, ip: str | None) -> dict[str, str]:
 def check_reset_link(*, token: str) -> dict[str, Any]:
     """Whether a reset link can still be used (it is not consumed)."""
     row = onetime.check(token=token, purpose="reset_password")
-    return {"status": "valid", "message": f"Choose a new password before {row.expires_at.isoformat()}."}
+    return {"status": "valid", "message": f"Choose a new password in the app before {row.expires_at:%Y-%m-%d %H:%M} "
+                                          "UTC; open this link on the phone where it is installed."}
 
 
 def _set_password(user: User, password: str) -> None:
@@ -58,13 +60,14 @@ def reset_password(*, token: str, password: str, ip: str | None) -> None:
     if user is None or user.email != redeemed.email:
         db.session.rollback()
         raise onetime.LinkInvalid("This link is for an address the account no longer uses.")
+    if user.email_verified_at is None:  # the link proved the mailbox; the claim on it never was
+        void_unproven_claim(user=user, proof="reset_link", ip=ip)
+        user.email_verified_at = utcnow()
     try:
         _set_password(user, password)
     except ValidationFailed:
         db.session.rollback()
         raise
-    if user.email_verified_at is None:
-        user.email_verified_at = utcnow()  # the link proved the mailbox
     end_all_sessions(user=user, reason="password_changed", commit=False)
     emails.send_notice(user.email or "", "Your password was changed",
                        "Your password was reset and every device was signed out. "

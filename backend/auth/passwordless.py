@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from backend.auth import lockout
-from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade
+from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade, retire_anonymous_sessions
+from backend.auth.claims import void_unproven_claim
 from backend.auth.factor_models import EmailCode
 from backend.auth.models import User
-from backend.auth.sessions import end_all_sessions
 from backend.auth.totp import keyed_hash, sign_in_or_challenge
 from backend.common.db import utcnow
 from backend.common.errors import Unauthorized
@@ -88,6 +88,7 @@ def verify_email_code(*, email: str, code: str, session: dict[str, Any],
             db.session.rollback()
             raise EmailInUse()
         adopt_identity(anonymous_user, email=email, verified=True)
+        retire_anonymous_sessions(anonymous_user)
         commit_upgrade(anonymous_user)
         return sign_in_or_challenge(user=anonymous_user, session=session)
     if user is None:
@@ -96,9 +97,6 @@ def verify_email_code(*, email: str, code: str, session: dict[str, Any],
         db.session.flush()
     elif user.email_verified_at is None:
         # Whoever registered this address never proved it; the code's holder just did.
-        # A password (and sessions) set up by an unproven registrant must not survive.
-        if user.password_hash:
-            user.password_hash = None
-            end_all_sessions(user=user, reason="password_changed", commit=False)
+        void_unproven_claim(user=user, proof="email_code", ip=session.get("ip"))
         user.email_verified_at = utcnow()
     return sign_in_or_challenge(user=user, session=session)

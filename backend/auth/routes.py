@@ -3,13 +3,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from backend.auth import accounts, credentials, deletion, factor_routes, profile, sessions, tokens
+from backend.auth import (
+    accounts,
+    app_association,
+    credentials,
+    deletion,
+    factor_routes,
+    link_pages,
+    profile,
+    sessions,
+    tokens,
+)
 from backend.auth.passkeys import routes as passkey_routes
+from backend.auth.principal import load_principal
 from backend.auth.schemas import (
+    AppleAppSiteAssociationReadSchema,
+    AssetLinkReadSchema,
     DeletionCreateSchema,
     EmailChangeCreateSchema,
     EmailRequestCreateSchema,
@@ -28,12 +41,32 @@ from backend.auth.schemas import (
     TokenReadSchema,
 )
 from backend.common.access import current_principal, public, require
+from backend.common.errors import NotFound
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
 from backend.extensions import db
 
 auth_blp = Blueprint("auth", __name__, url_prefix="/v1/auth", description="Sign-up, sign-in, tokens, recovery")
 me_blp = Blueprint("me", __name__, url_prefix="/v1/me", description="The signed-in account")
-keys_blp = Blueprint("jwks", __name__, url_prefix="/.well-known", description="Token verification keys")
+keys_blp = Blueprint("jwks", __name__, url_prefix="/.well-known",
+                     description="Token verification keys, and the files that tie the apps to this domain")
+
+
+def no_store(response: Response) -> Response:
+    """Never cached anywhere: tokens, codes, secrets, challenges (RFC 6749 §5.1 asks it of token answers)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+# Every /v1/auth answer; on /v1/me, the ones carrying tokens or the whole account.
+auth_blp.after_request(no_store)
+factor_routes.blp.after_request(no_store)
+passkey_routes.blp.after_request(no_store)
+
+
+@me_blp.after_request
+def _no_store_me(response: Response) -> Response:
+    return no_store(response) if request.endpoint in ("me.MyPassword", "me.MyExport") else response
 
 
 def _client() -> dict[str, Any]:
@@ -51,23 +84,30 @@ class Register(MethodView):
         return accounts.register(**data, ip=request.remote_addr)
 
 
+def _claimant_id() -> Any:
+    """The account whose app sends this request with its bearer token (None without one)."""
+    return load_principal("user").user_id if request.headers.get("Authorization") else None
+
+
 @auth_blp.route("/verify-email")
 class VerifyEmail(MethodView):
     @public
     @auth_blp.arguments(TokenQueryArgsSchema, location="query")
     @auth_blp.response(200, StatusReadSchema)
+    @auth_blp.alt_response(303, description="a browser, when EMAIL_ACTION_URL is set: to the app with the outcome")
     def get(self, args):
-        """Open the emailed verification link"""
-        accounts.verify_email(token=args["token"], ip=request.remote_addr)
-        return {"status": "verified", "message": "Your email address is confirmed; you can sign in."}
+        """Open the emailed verification link (a browser gets a plain HTML page, or the app link)"""
+        def verify() -> dict[str, str]:
+            return accounts.verify_email(token=args["token"], ip=request.remote_addr)
+
+        return link_pages.link_page("verify_email", verify) if link_pages.wants_page() else verify()
 
     @public
     @auth_blp.arguments(TokenCreateSchema)
     @auth_blp.response(200, StatusReadSchema)
     def post(self, data):
-        """Verify an email address with the token from the link (for apps that intercept it)"""
-        accounts.verify_email(token=data["token"], ip=request.remote_addr)
-        return {"status": "verified", "message": "Your email address is confirmed; you can sign in."}
+        """Verify an email address with the token from the link (the app, with its bearer token when signed in)"""
+        return accounts.verify_email(token=data["token"], ip=request.remote_addr, claimant_id=_claimant_id())
 
 
 @auth_blp.route("/resend-verification")
@@ -135,9 +175,15 @@ class PasswordReset(MethodView):
     @public
     @auth_blp.arguments(TokenQueryArgsSchema, location="query")
     @auth_blp.response(200, StatusReadSchema)
+    @auth_blp.alt_response(303, description="a browser, when EMAIL_ACTION_URL is set: to the app with the token")
     def get(self, args):
-        """Check that a reset link can still be used (does not use it)"""
-        return credentials.check_reset_link(token=args["token"])
+        """Check that a reset link can still be used (does not use it; browsers get a page or the app link)"""
+        def check() -> dict[str, str]:
+            return credentials.check_reset_link(token=args["token"])
+
+        if link_pages.wants_page():  # the app, opened by the link, chooses the password with the token
+            return link_pages.link_page("reset_password", check, token=args["token"])
+        return check()
 
     @public
     @auth_blp.arguments(PasswordResetCreateSchema)
@@ -152,10 +198,14 @@ class ConfirmEmailChange(MethodView):
     @public
     @auth_blp.arguments(TokenQueryArgsSchema, location="query")
     @auth_blp.response(200, StatusReadSchema)
+    @auth_blp.alt_response(303, description="a browser, when EMAIL_ACTION_URL is set: to the app with the outcome")
     def get(self, args):
-        """Open the link mailed to the new address: the account switches to it"""
-        credentials.confirm_email_change(token=args["token"], ip=request.remote_addr)
-        return {"status": "changed", "message": "Your account now uses this address."}
+        """Open the link mailed to the new address: the account switches to it (browsers get a page)"""
+        def confirm() -> dict[str, str]:
+            credentials.confirm_email_change(token=args["token"], ip=request.remote_addr)
+            return {"status": "changed", "message": "Your account now uses this address."}
+
+        return link_pages.link_page("change_email", confirm) if link_pages.wants_page() else confirm()
 
 
 @me_blp.route("")
@@ -253,6 +303,31 @@ class MyDeletion(MethodView):
         return profile.profile_of(user)
 
 
+@keys_blp.route("/apple-app-site-association")
+class AppleAppSiteAssociation(MethodView):
+    @public
+    @keys_blp.response(200, AppleAppSiteAssociationReadSchema)
+    def get(self):
+        """The iOS apps that may use this domain's passkeys and open its email links (404 when none is set)"""
+        found = app_association.apple_app_site_association()
+        if found is None:
+            raise NotFound("No iOS app is configured (IOS_APP_IDS).", code="not_configured")
+        return found
+
+
+@keys_blp.route("/assetlinks.json")
+class AssetLinks(MethodView):
+    @public
+    @keys_blp.response(200, AssetLinkReadSchema(many=True))
+    def get(self):
+        """The Android app that may use this domain's passkeys and open its links (404 when none is set)"""
+        found = app_association.asset_links()
+        if found is None:
+            raise NotFound("No Android app is configured (ANDROID_APP_PACKAGE, ANDROID_APP_CERT_SHA256).",
+                           code="not_configured")
+        return found
+
+
 @keys_blp.route("/jwks.json")
 class Jwks(MethodView):
     @public
@@ -262,4 +337,4 @@ class Jwks(MethodView):
         return tokens.jwks()
 
 
-blueprints = [auth_blp, me_blp, keys_blp, factor_routes.blp, *passkey_routes.blueprints]
+blueprints = [auth_blp, me_blp, keys_blp, factor_routes.blp, passkey_routes.blp]

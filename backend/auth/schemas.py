@@ -178,3 +178,13 @@ class SessionReadSchema(Schema):
 
 class JwksReadSchema(Schema):
     keys = fields.List(fields.Dict())
+
+
+class AppleAppSiteAssociationReadSchema(Schema):
+    webcredentials = fields.Dict(metadata={"description": '{"apps": ["TEAMID.bundle.id", ...]}: passkeys'})
+    applinks = fields.Dict(metadata={"description": "universal links: the account email links open in the app"})
+
+
+class AssetLinkReadSchema(Schema):
+    relation = fields.List(fields.String())
+    target = fields.Dict()

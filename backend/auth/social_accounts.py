@@ -1,9 +1,9 @@
 """Accounts behind Google/Apple sign-in: keyed by (provider, subject), linked, unlinked.
 
-A new identity joins an existing account by email only when both sides vouch for the
-address (the provider says ``email_verified`` and we verified it ourselves); an account
-whose email we never verified could have been registered by anyone, so a social
-sign-in must not take it over (409 ``account_exists_unverified``).
+A new identity joins an existing account by email only when the provider vouches for the
+address (``email_verified``). An account whose email we never verified could have been
+registered by anyone: the provider's proof wins, and the unproven registrant's password,
+sessions and other sign-in methods are voided (``backend.auth.claims``).
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade
+from backend.auth import lockout
+from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade, retire_anonymous_sessions
+from backend.auth.claims import void_unproven_claim
 from backend.auth.factor_models import SocialIdentity
 from backend.auth.models import User
 from backend.auth.principal import forget_state
@@ -52,13 +54,15 @@ def _account_for(found: VerifiedIdentity, ip: str | None) -> User:
     """The account a first sign-in with ``found`` belongs to: linked by verified email, or new."""
     owner = db.session.scalars(select(User).where(User.email == found.email)).first() if found.email else None
     if owner is not None:
-        if owner.email_verified_at is None:
-            raise Conflict("An account with this email exists but its email was never verified; sign in with "
-                           "its password and link this provider from the account.",
-                           code="account_exists_unverified", details={"provider": found.provider})
         if not found.email_verified:
+            code = "account_exists_link_required" if owner.email_verified_at else "account_exists_unverified"
             raise Conflict("An account with this email exists; sign in to it and link this provider.",
-                           code="account_exists_link_required", details={"provider": found.provider})
+                           code=code, details={"provider": found.provider})
+        if owner.email_verified_at is None:
+            # The provider proved the mailbox; the registration never did. The verified
+            # sign-in takes the account, and what the unproven registrant set up goes.
+            void_unproven_claim(user=owner, proof=found.provider, ip=ip)
+            owner.email_verified_at = utcnow()
         return owner
     verified_email = found.email if found.email_verified else None
     user = User(email=verified_email, email_verified_at=utcnow() if verified_email else None, created_ip=ip)
@@ -70,6 +74,8 @@ def _account_for(found: VerifiedIdentity, ip: str | None) -> User:
 def sign_in_with_id_token(*, provider: str, id_token: str, nonce: str | None, session: dict[str, Any],
                           anonymous_user: User | None = None) -> dict[str, Any]:
     """Sign in (or up) with a provider's ID token; an anonymous caller is upgraded in place."""
+    # Limited like every sign-in, before the signature check (and any JWKS fetch) costs anything.
+    lockout.guard(kind="social", ip=session.get("ip"))
     found = verify_id_token(provider=provider, id_token=id_token, nonce=nonce)
     for attempt in range(2):  # a racing first sign-in of the same subject loses once, then finds it
         try:
@@ -94,6 +100,7 @@ def _sign_in(found: VerifiedIdentity, session: dict[str, Any], anonymous_user: U
     if anonymous_user is not None and anonymous_user.is_anonymous:
         adopt_identity(anonymous_user, email=found.email if found.email_verified else None, verified=True)
         _attach(anonymous_user, found)
+        retire_anonymous_sessions(anonymous_user)
         commit_upgrade(anonymous_user)
         return sign_in_or_challenge(user=anonymous_user, session=session)
     user = _account_for(found, session.get("ip"))

@@ -133,7 +133,7 @@ def test_anonymous_upgrade_by_email_code_keeps_user_and_data(client, run_jobs):
                            json={"email": "coded@example.test", "code": code})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["user"]["id"] == body["user"]["id"]
-    me = assert_kept(client, body, device_id)
+    me = assert_kept(client, body, device_id, headers=bearer(response.get_json()))
     assert me["email"] == "coded@example.test" and me["email_verified"] is True
 
 
@@ -154,3 +154,23 @@ def test_social_sign_in_with_a_broken_bearer_is_401_not_a_new_account(client, go
                            json={"id_token": token})
     assert response.status_code == 401
     assert db.session.scalars(select(SocialIdentity)).first() is None
+
+
+def test_anonymous_upgrade_by_google_ends_the_anonymous_session(client, google):
+    body = start(client)
+    token = google.id_token(sub="g-retire", aud=GOOGLE_AUD, email="retire@example.test")
+    upgraded = client.post("/v1/auth/social/google", headers=bearer(body), json={"id_token": token}).get_json()
+    assert_error(client.get("/v1/me", headers=bearer(body)), 401, "account_upgraded")
+    assert_error(client.post("/v1/auth/refresh", json={"refresh_token": body["refresh_token"]}),
+                 401, "account_upgraded")
+    assert client.get("/v1/me", headers=bearer(upgraded)).status_code == 200
+
+
+def test_anonymous_upgrade_by_email_code_ends_the_anonymous_session(client, run_jobs):
+    body = start(client)
+    client.post("/v1/auth/email-code/request", json={"email": "retire2@example.test"})
+    code = mailed_code(run_jobs, "retire2@example.test")
+    upgraded = client.post("/v1/auth/email-code/verify", headers=bearer(body),
+                           json={"email": "retire2@example.test", "code": code}).get_json()
+    assert_error(client.get("/v1/me", headers=bearer(body)), 401, "account_upgraded")
+    assert client.get("/v1/me", headers=bearer(upgraded)).status_code == 200

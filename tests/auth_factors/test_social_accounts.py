@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from backend.auth.factor_models import SocialIdentity
 from backend.auth.models import User
 from backend.extensions import db
+from tests.auth.conftest import PASSWORD
 from tests.auth_factors.conftest import APPLE_AUD, GOOGLE_AUD
 from tests.auth_factors.helpers import assert_error, bearer
 
@@ -43,14 +44,14 @@ def test_social_sign_in_verified_email_links_verified_account(client, google, ma
     assert [i["provider"] for i in identities(client, bearer(response.get_json()))] == ["google"]
 
 
-def test_social_sign_in_unverified_local_account_is_not_taken_over(client, google, make_user):
+def test_social_sign_in_unverified_provider_email_does_not_take_an_unverified_account(client, google, make_user):
     victim = make_user(email="pre@example.test", verified=False)
-    response = sign_in(client, "google", google.id_token(sub="g-pre", aud=GOOGLE_AUD, email="pre@example.test"))
-    error = assert_error(response, 409, "account_exists_unverified")
+    token = google.id_token(sub="g-pre", aud=GOOGLE_AUD, email="pre@example.test", email_verified=False)
+    error = assert_error(sign_in(client, "google", token), 409, "account_exists_unverified")
     assert error["details"] == {"provider": "google"}
     assert db.session.scalar(select(func.count()).select_from(SocialIdentity)) == 0
     db.session.refresh(victim)
-    assert victim.email_verified_at is None
+    assert victim.email_verified_at is None and victim.password_hash is not None
 
 
 def test_social_sign_in_unverified_provider_email_does_not_link(client, google, make_user):
@@ -143,3 +144,26 @@ def test_unlink_with_verified_real_email_left_succeeds(client, google):
     token = google.id_token(sub="g-real", aud=GOOGLE_AUD, email="real@example.test")
     body = sign_in(client, "google", token).get_json()
     assert client.delete("/v1/auth/identities/google", headers=bearer(body)).status_code == 204
+
+
+def test_social_sign_in_is_under_the_auth_lockout_per_client_address(client, google, app, monkeypatch):
+    monkeypatch.setitem(app.config, "AUTH_LOGIN_LIMIT_PER_IP", 3)
+    for _ in range(3):  # forged tokens still count: the limit runs before the signature is checked
+        assert_error(sign_in(client, "google", "not.a.jwt"), 401, "id_token_invalid")
+    error = assert_error(sign_in(client, "google", google.id_token(sub="g-late", aud=GOOGLE_AUD)),
+                         429, "too_many_attempts")
+    assert error["message"]
+
+
+def test_token_answers_are_never_cached(client, google, make_user, auth_headers):
+    response = sign_in(client, "google", google.id_token(sub="g-cache", aud=GOOGLE_AUD, email="c@example.test"))
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["Pragma"] == "no-cache"
+    user = make_user()
+    for answer in (client.post("/v1/auth/login", json={"email": user.email, "password": PASSWORD}),
+                   client.post("/v1/auth/refresh", json={"refresh_token": response.get_json()["refresh_token"]}),
+                   client.post("/v1/auth/login", json={"email": user.email, "password": "wrong"}),
+                   client.post("/v1/me/password", headers=auth_headers(user), json={
+                       "current_password": PASSWORD, "new_password": "another fine passphrase"})):
+        assert answer.headers["Cache-Control"] == "no-store", answer.get_json()
+    assert "no-store" not in client.get("/v1/me", headers=auth_headers(user)).headers.get("Cache-Control", "")

@@ -20,9 +20,9 @@ def relying_party(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Flask:
     """The app as the relying party example.test: web origin, iOS app and Android app from config."""
     monkeypatch.setitem(app.config, "PASSKEY_RP_ID", RP_ID)
     monkeypatch.setitem(app.config, "PASSKEY_ORIGINS", [ORIGIN])
-    monkeypatch.setitem(app.config, "PASSKEY_IOS_APP_IDS", ["ABCDE12345.com.example.app"])
-    monkeypatch.setitem(app.config, "PASSKEY_ANDROID_PACKAGE", "com.example.app")
-    monkeypatch.setitem(app.config, "PASSKEY_ANDROID_CERT_SHA256", [bytes.fromhex(ANDROID_CERT.replace(":", ""))])
+    monkeypatch.setitem(app.config, "IOS_APP_IDS", ["ABCDE12345.com.example.app"])
+    monkeypatch.setitem(app.config, "ANDROID_APP_PACKAGE", "com.example.app")
+    monkeypatch.setitem(app.config, "ANDROID_APP_CERT_SHA256", [bytes.fromhex(ANDROID_CERT.replace(":", ""))])
     return app
 
 

@@ -58,7 +58,10 @@ def test_passkey_counts_as_a_way_in_when_unlinking_a_provider(client, make_user,
 
 def test_passkey_association_files_come_from_config(client, relying_party):
     apple = client.get("/.well-known/apple-app-site-association")
-    assert apple.status_code == 200 and apple.get_json() == {"webcredentials": {"apps": ["ABCDE12345.com.example.app"]}}
+    assert apple.status_code == 200
+    assert apple.get_json()["webcredentials"] == {"apps": ["ABCDE12345.com.example.app"]}
+    [details] = apple.get_json()["applinks"]["details"]
+    assert {"/": "/v1/auth/verify-email"} in details["components"]
     [link] = client.get("/.well-known/assetlinks.json").get_json()
     assert link["target"]["package_name"] == "com.example.app"
     assert link["target"]["sha256_cert_fingerprints"][0].startswith("14:6D:E9:83")
@@ -66,8 +69,8 @@ def test_passkey_association_files_come_from_config(client, relying_party):
 
 
 def test_passkey_association_files_absent_without_config(client, app, monkeypatch):
-    monkeypatch.setitem(app.config, "PASSKEY_IOS_APP_IDS", [])
-    monkeypatch.setitem(app.config, "PASSKEY_ANDROID_PACKAGE", "")
+    monkeypatch.setitem(app.config, "IOS_APP_IDS", [])
+    monkeypatch.setitem(app.config, "ANDROID_APP_PACKAGE", "")
     assert_error(client.get("/.well-known/apple-app-site-association"), 404, "not_configured")
     assert_error(client.get("/.well-known/assetlinks.json"), 404, "not_configured")
 

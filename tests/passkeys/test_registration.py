@@ -142,5 +142,11 @@ def test_passkey_registration_for_anonymous_account_is_409(client, relying_party
     assert_error(response, 409, "anonymous_account")
 
 
+def test_passkey_registration_with_unverified_email_is_403(client, make_user, auth_headers, relying_party):
+    response = client.post("/v1/auth/passkeys/registration/options", headers=auth_headers(make_user(verified=False)),
+                           json={})
+    assert_error(response, 403, "email_not_verified")
+
+
 def test_passkey_registration_signed_out_is_401(client, relying_party):
     assert_error(client.post("/v1/auth/passkeys/registration/options", json={}), 401, "not_authenticated")

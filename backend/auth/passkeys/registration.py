@@ -33,7 +33,7 @@ from backend.auth.passkeys.credentials import active_passkeys, descriptor, passk
 from backend.auth.passkeys.models import PasskeyCredential
 from backend.auth.security_events import record_event
 from backend.common.db import utcnow
-from backend.common.errors import Conflict, Unauthorized, ValidationFailed
+from backend.common.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from backend.extensions import db
 
 MAX_PASSKEYS = 20  # per account: plenty for every phone and laptop, bounded for the sign-in options
@@ -64,6 +64,9 @@ def registration_options(*, user: User, session_id: uuid.UUID | None, password: 
     """``PublicKeyCredentialCreationOptions`` (JSON) for the phone's passkey prompt (commits the challenge)."""
     if user.is_anonymous:
         raise Conflict("Upgrade the anonymous account before adding a passkey.", code="anonymous_account")
+    if user.email and user.email_verified_at is None:
+        # An unproven address may be someone else's: no lasting way in is built on it.
+        raise Forbidden("Confirm your email address before adding a passkey.", code="email_not_verified")
     _require_fresh(user, session_id, password, ip)
     existing = active_passkeys(user.id)
     if len(existing) >= MAX_PASSKEYS:

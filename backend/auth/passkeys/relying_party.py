@@ -3,9 +3,10 @@
 A passkey belongs to one RP ID (a domain). Browsers report the page's origin; an iOS app
 that lists the domain under ``webcredentials`` in its associated domains reports
 ``https://<rp id>``; an Android app reports ``android:apk-key-hash:<base64url SHA-256 of
-its signing certificate>``. Every origin comes from config (``PASSKEY_*``); the two
-``.well-known`` files that let the phone trust the app for the domain are built from the
-same settings, so the app, the domain and the server cannot disagree.
+its signing certificate>``. Every origin comes from config (``PASSKEY_*``, ``ANDROID_APP_CERT_SHA256``); the two
+``.well-known`` files that let the phone trust the app for the domain
+(``backend.auth.app_association``) are built from the same settings, so the app, the
+domain and the server cannot disagree.
 """
 from __future__ import annotations
 
@@ -42,23 +43,4 @@ def allowed_origins() -> list[str]:
     if not web:
         url = _public_url()
         web = [f"{url.scheme}://{url.netloc}"]
-    return web + [android_origin(f) for f in config["PASSKEY_ANDROID_CERT_SHA256"]]
-
-
-def apple_app_site_association() -> dict[str, Any] | None:
-    """``/.well-known/apple-app-site-association``: the iOS apps that may use this domain's passkeys."""
-    apps = current_app.config["PASSKEY_IOS_APP_IDS"]
-    return {"webcredentials": {"apps": list(apps)}} if apps else None
-
-
-def asset_links() -> list[dict[str, Any]] | None:
-    """``/.well-known/assetlinks.json``: the Android app (package and certificates) trusted for sign-in."""
-    config = current_app.config
-    if not (config["PASSKEY_ANDROID_PACKAGE"] and config["PASSKEY_ANDROID_CERT_SHA256"]):
-        return None
-    fingerprints = [":".join(f"{b:02X}" for b in f) for f in config["PASSKEY_ANDROID_CERT_SHA256"]]
-    return [{
-        "relation": ["delegate_permission/common.handle_all_urls", "delegate_permission/common.get_login_creds"],
-        "target": {"namespace": "android_app", "package_name": config["PASSKEY_ANDROID_PACKAGE"],
-                   "sha256_cert_fingerprints": fingerprints},
-    }]
+    return web + [android_origin(f) for f in config["ANDROID_APP_CERT_SHA256"]]

@@ -10,11 +10,9 @@ from flask_smorest import Blueprint
 
 from backend.auth.anonymous import caller
 from backend.auth.models import User
-from backend.auth.passkeys import registration, relying_party, services, sign_in
+from backend.auth.passkeys import registration, services, sign_in
 from backend.auth.passkeys.credentials import passkey_view
 from backend.auth.passkeys.schemas import (
-    AppleAppSiteAssociationReadSchema,
-    AssetLinkReadSchema,
     PasskeyCreateSchema,
     PasskeyOptionsReadSchema,
     PasskeyReadSchema,
@@ -25,7 +23,6 @@ from backend.auth.passkeys.schemas import (
 )
 from backend.auth.schemas import TokenReadSchema
 from backend.common.access import current_principal, public, require
-from backend.common.errors import NotFound
 from backend.common.pagination import PageQueryArgsSchema, page_schema
 
 blp = Blueprint("passkeys", __name__, url_prefix="/v1/auth/passkeys",
@@ -105,34 +102,3 @@ class SignIn(MethodView):
                    "user_agent": request.user_agent.string or None}
         return sign_in.sign_in_with_passkey(credential=data["credential"], session=session)
 
-
-association_blp = Blueprint("app_association", __name__, url_prefix="/.well-known",
-                            description="Files that let the iOS and Android apps use this domain's passkeys")
-
-
-@association_blp.route("/apple-app-site-association")
-class AppleAppSiteAssociation(MethodView):
-    @public
-    @association_blp.response(200, AppleAppSiteAssociationReadSchema)
-    def get(self) -> dict[str, Any]:
-        """The iOS apps allowed to use this domain's passkeys (webcredentials; 404 when none is set)"""
-        found = relying_party.apple_app_site_association()
-        if found is None:
-            raise NotFound("No iOS app is configured (PASSKEY_IOS_APP_IDS).", code="not_configured")
-        return found
-
-
-@association_blp.route("/assetlinks.json")
-class AssetLinks(MethodView):
-    @public
-    @association_blp.response(200, AssetLinkReadSchema(many=True))
-    def get(self) -> list[dict[str, Any]]:
-        """The Android app allowed to use this domain's passkeys (Digital Asset Links; 404 when none is set)"""
-        found = relying_party.asset_links()
-        if found is None:
-            raise NotFound("No Android app is configured (PASSKEY_ANDROID_PACKAGE, PASSKEY_ANDROID_CERT_SHA256).",
-                           code="not_configured")
-        return found
-
-
-blueprints = [blp, association_blp]

@@ -56,11 +56,3 @@ class PasskeySignInCreateSchema(Schema):
     device_name = DeviceName
     platform = Platform
 
-
-class AppleAppSiteAssociationReadSchema(Schema):
-    webcredentials = fields.Dict(metadata={"description": '{"apps": ["TEAMID.bundle.id", ...]}'})
-
-
-class AssetLinkReadSchema(Schema):
-    relation = fields.List(fields.String())
-    target = fields.Dict()
