@@ -1,7 +1,10 @@
-"""Account jobs: erase accounts past their deletion grace period, purge expired secrets."""
+"""Account jobs: mails whose timing must not tell whether an account exists, erasure, purges."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from backend.auth import housekeeping
+from backend.auth.credentials import mail_password_reset
 from backend.auth.deletion import due_account_ids, erase_account
 
 
@@ -13,3 +16,8 @@ def erase_due_accounts() -> int:
 def purge_expired_secrets() -> dict[str, int]:
     """Delete sign-in codes, challenges and one-time tokens long past expiry."""
     return housekeeping.purge_expired_secrets()
+
+
+def send_password_reset(*, email: str, requested_at: str) -> bool:
+    """Mail a reset link for a request made at ``requested_at`` when the address has an account."""
+    return mail_password_reset(email=email, requested_at=datetime.fromisoformat(requested_at))

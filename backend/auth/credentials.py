@@ -6,6 +6,7 @@ signs anyone in. An email change takes effect only when the new address confirms
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,12 +14,13 @@ from sqlalchemy import select
 from backend.auth import emails, lockout, onetime
 from backend.auth.accounts import SENT, find_by_email, reauthenticate
 from backend.auth.claims import void_unproven_claim
-from backend.auth.models import User
+from backend.auth.models import OneTimeToken, User
 from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state
 from backend.auth.sessions import end_all_sessions, start_session
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, NotFound, ValidationFailed
+from backend.common.jobs import enqueue_after_commit
 from backend.extensions import db
 
 
@@ -30,13 +32,37 @@ def _user(user_id: uuid.UUID) -> User:
 
 
 def request_password_reset(*, email: str, ip: str | None) -> dict[str, str]:
-    """Mail a reset link when the address has an account; same answer otherwise."""
+    """Queue a reset mail; same answer in the same time whether or not the address has an account.
+
+    Everything that depends on the account (the lookup, the token, the mail) runs in
+    ``jobs.accounts.send_password_reset`` after the answer: every address costs the request
+    the same work, the limit check and one enqueue.
+    """
     lockout.guard(kind="reset", account=email, ip=ip)
-    user = find_by_email(email)
-    if user is not None and user.status != "suspended":
-        emails.send_password_reset(user)
-        db.session.commit()
+    enqueue_after_commit(db.session, "jobs.accounts.send_password_reset", email=email.strip().lower(),
+                         requested_at=utcnow().isoformat())
+    db.session.commit()
     return SENT
+
+
+def _mailed_since(user: User, purpose: str, since: datetime) -> bool:
+    return db.session.scalar(select(OneTimeToken.id).where(
+        OneTimeToken.user_id == user.id, OneTimeToken.purpose == purpose, OneTimeToken.created_at >= since
+    ).limit(1)) is not None
+
+
+def mail_password_reset(*, email: str, requested_at: datetime) -> bool:
+    """Issue and mail a reset link when ``email`` has an account that may reset (commits); idempotent.
+
+    A link issued since the request (a retried job, or a later request's job) answers it already.
+    """
+    user = find_by_email(email)
+    if user is None or user.status == "suspended" or _mailed_since(user, "reset_password", requested_at):
+        db.session.rollback()
+        return False
+    emails.send_password_reset(user)
+    db.session.commit()
+    return True
 
 
 def check_reset_link(*, token: str) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from backend.auth.models import OneTimeToken, OutboxMail, User
+from backend.common.jobs import get_queue
 from backend.extensions import db
+from jobs.accounts import send_password_reset
 from tests.auth.conftest import PASSWORD
 from tests.auth.test_accounts import last_link, path_of
 
@@ -142,3 +144,26 @@ def test_change_email_to_taken_address_same_answer_no_switch(client, make_user, 
     run_jobs()
     assert db.session.get(User, user.id).email == user.email
     assert db.session.scalar(select(OneTimeToken).where(OneTimeToken.purpose == "change_email")) is None
+
+
+def test_password_reset_request_does_the_same_work_for_known_and_unknown_addresses(client, make_user, redis_conn):
+    user = make_user()
+    for email in (user.email, "ghost2@example.test"):
+        assert client.post("/v1/auth/password-reset/request", json={"email": email}).status_code == 202
+    jobs = get_queue("default", connection=redis_conn).get_jobs()
+    assert [(j.func_name, j.kwargs["email"]) for j in jobs] == [
+        ("jobs.accounts.send_password_reset", user.email), ("jobs.accounts.send_password_reset", "ghost2@example.test")]
+    # Nothing about the account was touched while answering: no token, no mail queued.
+    assert db.session.scalar(select(OneTimeToken).where(OneTimeToken.user_id == user.id)) is None
+
+
+def test_password_reset_job_run_twice_mails_one_link(client, make_user, run_jobs, redis_conn):
+    user = make_user()
+    client.post("/v1/auth/password-reset/request", json={"email": user.email})
+    [job] = get_queue("default", connection=redis_conn).get_jobs()
+    assert send_password_reset(**job.kwargs) is True
+    assert send_password_reset(**job.kwargs) is False  # a retried job: the link it issued answers it
+    run_jobs()
+    links = db.session.scalars(select(OneTimeToken).where(OneTimeToken.user_id == user.id,
+                                                          OneTimeToken.used_at.is_(None))).all()
+    assert len(links) == 1
