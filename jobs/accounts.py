@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from backend.auth import housekeeping
+from backend.auth.accounts import mail_verification_again
 from backend.auth.credentials import mail_password_reset
 from backend.auth.deletion import due_account_ids, erase_account
 
@@ -21,3 +22,8 @@ def purge_expired_secrets() -> dict[str, int]:
 def send_password_reset(*, email: str, requested_at: str) -> bool:
     """Mail a reset link for a request made at ``requested_at`` when the address has an account."""
     return mail_password_reset(email=email, requested_at=datetime.fromisoformat(requested_at))
+
+
+def send_verification_again(*, email: str, requested_at: str) -> bool:
+    """Mail a new verification link for a request made at ``requested_at`` when the address awaits one."""
+    return mail_verification_again(email=email, requested_at=datetime.fromisoformat(requested_at))

@@ -1,11 +1,13 @@
 """Email/password accounts: sign-up, verification, sign-in, staff accounts.
 
 No enumeration: sign-up, resend and reset requests answer the same whether or not the
-address has an account, and sign-in with an unknown address costs one dummy Argon2id
-verification, so answer and timing match. Attempt limits run before any hash.
+address has an account (resend and reset do the account's work in a job, after the
+answer), and sign-in with an unknown address costs one dummy Argon2id verification, so
+answer and timing match. Attempt limits run before any hash.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -21,6 +23,7 @@ from backend.auth.sessions import start_session
 from backend.common.access import STAFF_ROLES
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from backend.common.jobs import enqueue_after_commit
 from backend.extensions import db
 
 SENT = {"status": "sent", "message": "If the address can be used, a message is on its way to it."}
@@ -60,13 +63,28 @@ def register(*, email: str, password: str, display_name: str | None = None, loca
 
 
 def resend_verification(*, email: str, ip: str | None) -> dict[str, str]:
-    """Mail a fresh verification link to an unverified account; same answer otherwise."""
+    """Queue a fresh verification link; same answer in the same time whatever the address.
+
+    The account's work (lookup, token, mail) runs in ``jobs.accounts.send_verification_again``,
+    like a reset request, so the answer's timing tells nothing about the address.
+    """
     lockout.guard(kind="resend", account=email, ip=ip)
-    user = find_by_email(email)
-    if user is not None and user.email_verified_at is None and user.status != "suspended":
-        emails.send_verification(user)
-        db.session.commit()
+    enqueue_after_commit(db.session, "jobs.accounts.send_verification_again", email=email.strip().lower(),
+                         requested_at=utcnow().isoformat())
+    db.session.commit()
     return SENT
+
+
+def mail_verification_again(*, email: str, requested_at: datetime) -> bool:
+    """Mail a fresh verification link to an unverified, active account (commits); idempotent per request."""
+    user = find_by_email(email)
+    if user is None or user.email_verified_at is not None or user.status == "suspended" or onetime.issued_since(
+            user_id=user.id, purpose="verify_email", since=requested_at):
+        db.session.rollback()
+        return False
+    emails.send_verification(user)
+    db.session.commit()
+    return True
 
 
 def verify_email(*, token: str, ip: str | None, claimant_id: Any = None) -> dict[str, str]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from backend.auth import emails, lockout, onetime
 from backend.auth.accounts import SENT, find_by_email, reauthenticate
 from backend.auth.claims import void_unproven_claim
-from backend.auth.models import OneTimeToken, User
+from backend.auth.models import User
 from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state
 from backend.auth.sessions import end_all_sessions, start_session
@@ -45,19 +45,14 @@ def request_password_reset(*, email: str, ip: str | None) -> dict[str, str]:
     return SENT
 
 
-def _mailed_since(user: User, purpose: str, since: datetime) -> bool:
-    return db.session.scalar(select(OneTimeToken.id).where(
-        OneTimeToken.user_id == user.id, OneTimeToken.purpose == purpose, OneTimeToken.created_at >= since
-    ).limit(1)) is not None
-
-
 def mail_password_reset(*, email: str, requested_at: datetime) -> bool:
     """Issue and mail a reset link when ``email`` has an account that may reset (commits); idempotent.
 
     A link issued since the request (a retried job, or a later request's job) answers it already.
     """
     user = find_by_email(email)
-    if user is None or user.status == "suspended" or _mailed_since(user, "reset_password", requested_at):
+    if user is None or user.status == "suspended" or onetime.issued_since(
+            user_id=user.id, purpose="reset_password", since=requested_at):
         db.session.rollback()
         return False
     emails.send_password_reset(user)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from flask import current_app
@@ -43,6 +43,13 @@ def issue(*, user_id: uuid.UUID, purpose: str, email: str, ttl_s: int) -> str:
     db.session.add(OneTimeToken(user_id=user_id, purpose=purpose, token_hash=digest(raw), email=email,
                                 created_at=now, expires_at=now + timedelta(seconds=ttl_s)))
     return raw
+
+
+def issued_since(*, user_id: uuid.UUID, purpose: str, since: datetime) -> bool:
+    """Whether a token of ``purpose`` was issued to the user at or after ``since`` (a mail job's done-check)."""
+    return db.session.scalar(select(OneTimeToken.id).where(
+        OneTimeToken.user_id == user_id, OneTimeToken.purpose == purpose, OneTimeToken.created_at >= since
+    ).limit(1)) is not None
 
 
 def link(path: str, token: str) -> str:

@@ -142,3 +142,13 @@ def test_register_then_login_with_unverified_allowed_when_configured(client, app
     client.post("/v1/auth/register", json={"email": "early@example.test", "password": PASSWORD})
     answer = client.post("/v1/auth/login", json={"email": "early@example.test", "password": PASSWORD})
     assert answer.status_code == 200 and answer.get_json()["user"]["email_verified"] is False
+
+
+def test_resend_verification_does_the_same_work_for_any_address(client, make_user, redis_conn):
+    from backend.common.jobs import get_queue
+
+    unverified, verified = make_user(verified=False), make_user()
+    for email in (unverified.email, verified.email, "nobody@example.test"):
+        assert client.post("/v1/auth/resend-verification", json={"email": email}).status_code == 202
+    jobs = get_queue("default", connection=redis_conn).get_jobs()
+    assert [j.func_name for j in jobs] == ["jobs.accounts.send_verification_again"] * 3
