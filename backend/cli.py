@@ -64,3 +64,15 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"restored revision {manifest.alembic_revision} from {manifest.created_at}, "
                    f"{sum(manifest.row_counts.values())} rows match the manifest")
+
+    @app.cli.command("outbox")
+    @click.option("--to", "recipient", help="only mails to this address")
+    @click.option("--limit", default=5, show_default=True, help="how many of the newest mails")
+    def print_outbox(recipient: str | None, limit: int) -> None:
+        """Print the newest mails the outbox backend kept (MAIL_BACKEND=outbox), links included."""
+        from backend.common.mail import list_outbox
+        from backend.extensions import db
+
+        for mail in list_outbox(db.session, recipient=recipient, limit=limit).items:
+            click.echo(f"--- {mail.created_at:%Y-%m-%d %H:%M:%S} to {mail.recipient}: {mail.subject}")
+            click.echo(f"{mail.body_text}\n")

@@ -62,3 +62,38 @@ def test_real_worker_process_sends_verification_after_http_registration(committe
     assert client.get(_path(_link(message))).status_code == 200
     login = client.post("/v1/auth/login", json={"email": "worker@example.test", "password": PASSWORD})
     assert login.status_code == 200
+
+
+def test_outbox_in_development_prints_each_mail_with_its_link_once(client, run_jobs, app, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setitem(app.config, "ENV", "development")
+    client.post("/v1/auth/register", json={"email": "dev@example.test", "password": "correct horse battery staple"})
+    with caplog.at_level(logging.INFO, logger="backend.common.mail"):
+        run_jobs()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "backend.common.mail"]
+    assert line.startswith("mail to dev@example.test: Confirm your email address")
+    assert "/v1/auth/verify-email?token=" in line
+
+
+def test_outbox_outside_development_prints_nothing(client, run_jobs, caplog):
+    import logging
+
+    client.post("/v1/auth/register", json={"email": "quiet@example.test", "password": "correct horse battery staple"})
+    with caplog.at_level(logging.INFO, logger="backend.common.mail"):
+        run_jobs()
+    assert not [r for r in caplog.records if r.name == "backend.common.mail"]
+
+
+def test_outbox_lists_newest_mails_per_recipient_and_the_cli_prints_them(client, run_jobs, app):
+    from backend.common.mail import list_outbox
+    from backend.extensions import db
+
+    for email in ("one@example.test", "two@example.test"):
+        client.post("/v1/auth/register", json={"email": email, "password": "correct horse battery staple"})
+    run_jobs()
+    page = list_outbox(db.session, recipient="TWO@example.test", limit=10)
+    assert [m.recipient for m in page.items] == ["two@example.test"]
+    assert len(list_outbox(db.session, limit=10).items) == 2
+    output = app.test_cli_runner().invoke(args=["outbox", "--to", "one@example.test"]).output
+    assert "to one@example.test: Confirm your email address" in output and "verify-email?token=" in output

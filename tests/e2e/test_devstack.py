@@ -45,6 +45,7 @@ from rq.serializers import JSONSerializer
 from backend.common.jobs import PendingJob, send_now
 from tests.e2e.processes import ROOT, free_port
 from tests.services import Services
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -252,6 +253,14 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
         assert status == 200 and me["role"] == "admin" and me["email"] == email, me
         status, page = console_sign_in(stack, email, password)
         assert status == 200 and b"Groundwork" in page, page[:2000]
+
+        # A developer reads account mails in this log: the worker prints each with its link.
+        status, _ = post_json(stack, "/v1/auth/register", {"email": "dev-mail@example.test",
+                                                           "password": "correct horse battery staple"})
+        assert status == 202
+        wait_for(lambda: re.search(r"mail to dev-mail@example\.test: Confirm your email address[\s\S]*?"
+                                   r"/v1/auth/verify-email\?token=\S+", stack.log()),
+                 timeout=30, what="the verification mail in the make run log")
 
         # Secrets are kept for the next run and readable only by their owner.
         secrets_file = instance / "dev-secrets.json"
