@@ -88,12 +88,12 @@ def test_oversized_body_returns_413(probe):
 def test_unknown_field_returns_422_with_field_details(probe):
     response = probe.post("/v1/probe/notes", json={"text": "hi", "is_admin": True})
     error = assert_error(response, 422, "validation_failed")
-    assert "is_admin" in error["details"]["fields"]["json"]
+    assert error["details"]["fields"] == {"is_admin": ["Unknown field."]}
 
 
 def test_wrongly_typed_field_returns_422(probe):
     error = assert_error(probe.post("/v1/probe/notes", json={"text": 5}), 422, "validation_failed")
-    assert "text" in error["details"]["fields"]["json"]
+    assert list(error["details"]["fields"]) == ["text"]
 
 
 def test_domain_error_keeps_its_code(probe):
@@ -202,3 +202,25 @@ def test_authenticated_reads_skip_the_general_limit_but_anonymous_ones_count(dat
     assert [client.get("/v1/me", headers=bearer).status_code for _ in range(3)] == [401, 401, 401]
     # Writes count even with a token: this address's budget is already spent.
     assert client.patch("/v1/me", json={}, headers=bearer).status_code == 429
+
+
+def test_field_errors_one_rule_for_parser_and_policy_failures(client):
+    """details.fields is keyed by field name wherever the check ran (schema, query, service policy)."""
+    unknown = client.post("/v1/auth/register", json={"email": "a@example.test", "password": "x" * 12, "extra": 1})
+    assert unknown.status_code == 422 and unknown.get_json()["error"]["details"]["fields"] == {
+        "extra": ["Unknown field."]}
+    policy = client.post("/v1/auth/register", json={"email": "a@example.test", "password": "password123"})
+    assert policy.status_code == 422 and list(policy.get_json()["error"]["details"]["fields"]) == ["password"]
+    query = client.get("/v1/auth/verify-email")
+    assert query.status_code == 422 and list(query.get_json()["error"]["details"]["fields"]) == ["token"]
+
+
+def test_field_errors_nested_fields_use_dotted_paths():
+    from backend.common.errors import flatten_field_errors
+
+    nested = {"json": {"variants": {0: {"title": ["Too long."]}, 2: {"body": ["Missing data."]}},
+                       "properties": {"color": {"value": ["Not valid."]}}, "name": ["Required."]}}
+    assert flatten_field_errors(list(nested.values())) == {
+        "variants.0.title": ["Too long."], "variants.2.body": ["Missing data."],
+        "properties.color.value": ["Not valid."], "name": ["Required."]}
+    assert flatten_field_errors(["Invalid input type."]) == {"_schema": ["Invalid input type."]}

@@ -3,6 +3,12 @@
 Services raise ``DomainError`` subclasses (no HTTP imports there); the handlers
 registered here turn those, werkzeug's HTTP errors, dependency outages and anything
 unexpected into ``{"error": {"code", "message", "details", "request_id"}}``.
+
+Field errors follow one rule wherever they are found (the request parser, a schema
+validator, a service's policy check): ``details.fields`` maps the field's name, as the
+client sent it, to a list of messages. A nested field is a dotted path (``properties.color``,
+``items.0.name``); the part of the request (body, query, path) is not in the key; errors
+about the whole body are under ``_schema``.
 """
 from __future__ import annotations
 
@@ -93,6 +99,30 @@ HTTP_CODES = {
 }
 
 
+def flatten_field_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Field errors as ``{"dotted.name": [messages]}``, however deep marshmallow nested them."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            for name, found in flatten_field_errors(value, f"{prefix}.{key}" if prefix else str(key)).items():
+                flat.setdefault(name, []).extend(found)
+    elif isinstance(messages, list | tuple) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list | tuple):
+        for value in messages:
+            for name, found in flatten_field_errors(value, prefix).items():
+                flat.setdefault(name, []).extend(found)
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+def _with_field_rule(details: dict[str, Any]) -> dict[str, Any]:
+    if "fields" in details:
+        return {**details, "fields": flatten_field_errors(details["fields"])}
+    return details
+
+
 class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={"description": "stable machine-readable code"})
     message = fields.String(required=True, metadata={"description": "human-readable explanation"})
@@ -131,15 +161,16 @@ def _handle_domain_error(exc: DomainError) -> ResponseReturnValue:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+    return error_response(exc.status, exc.code, exc.message, _with_field_rule(exc.details), headers)
 
 
 def _handle_http_exception(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     details: dict[str, Any] = {}
-    if "messages" in data:  # webargs/marshmallow validation errors, by location
-        details = {"fields": data["messages"]}
+    if "messages" in data:  # webargs/marshmallow errors, keyed by location first: the key drops it
+        details = {"fields": flatten_field_errors(list(data["messages"].values())
+                                                  if isinstance(data["messages"], dict) else data["messages"])}
     message = data.get("message") or exc.description or HTTP_CODES.get(status, "error")
     code = data.get("code") or HTTP_CODES.get(status, "http_error")
     headers = {}
