@@ -66,7 +66,7 @@ def login() -> Any:
         status = 400 if request.method == "POST" else 200
         error = None if status == 200 else _form_error(form)
         return render_template("staff_login.html", form=form, error=error), status
-    from backend.auth import totp
+    from backend.auth.factors import totp
 
     email = form.email.data.strip().lower()
     try:
@@ -88,7 +88,7 @@ def login() -> Any:
 @bp.route("/login/code", methods=["GET", "POST"])
 def code() -> Any:
     """Second step: a TOTP or recovery code."""
-    from backend.auth import totp
+    from backend.auth.factors import totp
 
     user_id, started = session.get("staff_mfa_user"), session.get("staff_mfa_at", 0)
     if not user_id or time.time() - started > MFA_PENDING_S:

@@ -1,7 +1,7 @@
 """Imports every model module so the metadata (and Alembic) sees every table."""
 from backend.audit import models as audit_models  # noqa: F401
-from backend.auth import factor_models as auth_factor_models  # noqa: F401
 from backend.auth import models as auth_models  # noqa: F401
+from backend.auth.factors import models as auth_factor_models  # noqa: F401
 from backend.auth.passkeys import models as passkey_models  # noqa: F401
 from backend.common import models as common_models  # noqa: F401
 from backend.notifications import models as notification_models  # noqa: F401

@@ -8,7 +8,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Signing keys, the principal loader behind ``@require``, and ``flask create-staff``."""
     from backend.auth.deletion import register_exporter
-    from backend.auth.factor_export import export_sign_in_factors
+    from backend.auth.factors.export import export_sign_in_factors
     from backend.auth.passkeys.credentials import export_passkeys
     from backend.auth.principal import load_principal
     from backend.auth.security_events import export_events

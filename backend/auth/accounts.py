@@ -135,7 +135,7 @@ def authenticate(*, email: str, password: str, ip: str | None, kind: str = "logi
 def login(*, email: str, password: str, device_name: str | None, platform: str | None, ip: str | None,
           user_agent: str | None) -> dict[str, Any]:
     """Password sign-in: a session's tokens, or a two-factor challenge."""
-    from backend.auth import totp  # the factors module; imported here to keep the modules decoupled
+    from backend.auth.factors import totp  # imported here to keep the modules decoupled
 
     user = authenticate(email=email, password=password, ip=ip)
     if current_app.config["AUTH_REQUIRE_VERIFIED_EMAIL"] and user.email_verified_at is None:

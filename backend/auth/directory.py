@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, or_, select
 
 from backend.auth.deletion import deletion_due_at
-from backend.auth.factor_export import export_sign_in_factors
+from backend.auth.factors.export import export_sign_in_factors
 from backend.auth.models import Session, User
 from backend.common.db import utcnow
 from backend.common.errors import NotFound

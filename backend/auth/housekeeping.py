@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 
-from backend.auth.factor_models import EmailCode, MfaChallenge
+from backend.auth.factors.models import EmailCode, MfaChallenge
 from backend.auth.models import OneTimeToken
 from backend.auth.passkeys.models import PasskeyChallenge
 from backend.common.db import utcnow

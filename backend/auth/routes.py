@@ -12,12 +12,12 @@ from backend.auth import (
     app_association,
     credentials,
     deletion,
-    factor_routes,
     link_pages,
     profile,
     sessions,
     tokens,
 )
+from backend.auth.factors import routes as factor_routes
 from backend.auth.passkeys import routes as passkey_routes
 from backend.auth.principal import load_principal
 from backend.auth.schemas import (

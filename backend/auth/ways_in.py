@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from backend.auth.factor_models import SocialIdentity
+from backend.auth.factors.models import SocialIdentity
 from backend.auth.models import User
 from backend.auth.passkeys.models import PasskeyCredential
 from backend.common.errors import Conflict, NotFound

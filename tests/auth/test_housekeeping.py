@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from backend.auth.factor_models import EmailCode, MfaChallenge
+from backend.auth.factors.models import EmailCode, MfaChallenge
 from backend.auth.models import OneTimeToken
 from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit

@@ -104,7 +104,7 @@ def test_production_console_cookie_is_secure(database_url, services):
 def _enable_totp(user):
     import pyotp
 
-    from backend.auth import totp
+    from backend.auth.factors import totp
 
     secret = totp.start_totp(user=user)["secret"]
     return totp.confirm_totp(user=user, code=pyotp.TOTP(secret).now())

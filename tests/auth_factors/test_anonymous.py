@@ -5,7 +5,7 @@ import uuid
 
 from sqlalchemy import select
 
-from backend.auth.factor_models import SocialIdentity
+from backend.auth.factors.models import SocialIdentity
 from backend.auth.models import User
 from backend.extensions import db
 from backend.notifications.models import Device

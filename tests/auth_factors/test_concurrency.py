@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from backend.auth import totp
+from backend.auth.factors import totp
 from backend.common.jobs import get_queue
 from tests.auth_factors.helpers import enable_totp, totp_code
 

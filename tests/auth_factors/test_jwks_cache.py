@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from backend.auth.social import UNKNOWN_KID_REFETCH_S, JwksCache
+from backend.auth.factors.id_tokens import UNKNOWN_KID_REFETCH_S, JwksCache
 from backend.common.errors import ServiceUnavailable
 from tests.fakes.oidc_provider import OidcProvider
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from backend.auth.factor_models import EmailCode
+from backend.auth.factors.models import EmailCode
 from backend.auth.models import OutboxMail, User
 from backend.extensions import db
 from tests.auth.conftest import PASSWORD

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.auth.factor_models import SocialIdentity
+from backend.auth.factors.models import SocialIdentity
 from backend.auth.models import User
 from backend.extensions import db
 from tests.auth.conftest import PASSWORD

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 from sqlalchemy import select, update
 
-from backend.auth.factor_models import MfaChallenge, RecoveryCode, TotpCredential
+from backend.auth.factors.models import MfaChallenge, RecoveryCode, TotpCredential
 from backend.extensions import db
 from tests.auth.conftest import PASSWORD
 from tests.auth_factors.helpers import assert_error, bearer, enable_totp, totp_code

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from backend.auth.factor_models import SocialIdentity
+from backend.auth.factors.models import SocialIdentity
 from backend.auth.models import SecurityEvent
 from backend.extensions import db
 from tests.auth_factors.helpers import assert_error

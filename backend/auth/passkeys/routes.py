@@ -8,7 +8,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from backend.auth.anonymous import caller
+from backend.auth.factors.anonymous import caller
 from backend.auth.models import User
 from backend.auth.passkeys import registration, services, sign_in
 from backend.auth.passkeys.credentials import passkey_view

@@ -26,6 +26,7 @@ from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerifica
 
 from backend.auth import emails, lockout
 from backend.auth.accounts import find_by_email
+from backend.auth.factors.totp import sign_in_or_challenge
 from backend.auth.models import User
 from backend.auth.passkeys import relying_party
 from backend.auth.passkeys.challenges import ResponseMalformed, b64url_decode, issue_challenge, redeem_challenge
@@ -34,7 +35,6 @@ from backend.auth.passkeys.models import PasskeyCredential
 from backend.auth.principal import forget_state
 from backend.auth.security_events import record_event
 from backend.auth.sessions import end_all_sessions
-from backend.auth.totp import sign_in_or_challenge
 from backend.common.db import utcnow
 from backend.common.errors import Unauthorized
 from backend.extensions import db

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select, update
 
 from backend.auth import lockout
 from backend.auth.deletion import cancel_deletion
-from backend.auth.factor_models import MfaChallenge, RecoveryCode, TotpCredential
+from backend.auth.factors.models import MfaChallenge, RecoveryCode, TotpCredential
 from backend.auth.models import User
 from backend.auth.principal import forget_state
 from backend.auth.sessions import start_session

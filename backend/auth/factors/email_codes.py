@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from backend.auth import lockout
-from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade, retire_anonymous_sessions
 from backend.auth.claims import void_unproven_claim
-from backend.auth.factor_models import EmailCode
+from backend.auth.factors.anonymous import EmailInUse, adopt_identity, commit_upgrade, retire_anonymous_sessions
+from backend.auth.factors.models import EmailCode
+from backend.auth.factors.totp import keyed_hash, sign_in_or_challenge
 from backend.auth.models import User
-from backend.auth.totp import keyed_hash, sign_in_or_challenge
 from backend.common.db import utcnow
 from backend.common.errors import Unauthorized
 from backend.extensions import db

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from backend.auth.factor_models import RecoveryCode, SocialIdentity, TotpCredential
+from backend.auth.factors.models import RecoveryCode, SocialIdentity, TotpCredential
 from backend.extensions import db
 
 

@@ -12,8 +12,8 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from backend.auth import anonymous, passwordless, social_accounts, totp
-from backend.auth.factor_schemas import (
+from backend.auth.factors import anonymous, email_codes, social, totp
+from backend.auth.factors.schemas import (
     AcceptedReadSchema,
     AnonymousCreateSchema,
     AnonymousUpgradeCreateSchema,
@@ -66,7 +66,7 @@ class SocialSignIn(MethodView):
     @blp.response(200, TokenReadSchema)
     def post(self, data: dict[str, Any], provider: str) -> dict[str, Any]:
         """Sign in with a Google or Apple ID token (creates the account when new)"""
-        return social_accounts.sign_in_with_id_token(
+        return social.sign_in_with_id_token(
             provider=provider, id_token=data["id_token"], nonce=data["nonce"], session=_session_info(data),
             anonymous_user=_anonymous_caller())
 
@@ -78,7 +78,7 @@ class Identities(MethodView):
     @blp.response(200, page_schema(IdentityReadSchema))
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List the Google and Apple accounts linked to mine"""
-        return social_accounts.list_identities(user=_me(), cursor=args["cursor"], limit=args["limit"]).as_response()
+        return social.list_identities(user=_me(), cursor=args["cursor"], limit=args["limit"]).as_response()
 
 
 @blp.route(f"/identities/{PROVIDER}")
@@ -89,14 +89,14 @@ class Identity(MethodView):
     @blp.response(201, IdentityReadSchema)
     def post(self, data: dict[str, Any], provider: str) -> Any:
         """Link a Google or Apple account to mine"""
-        return social_accounts.link_identity(user=_me(), provider=provider, id_token=data["id_token"],
+        return social.link_identity(user=_me(), provider=provider, id_token=data["id_token"],
                                              nonce=data["nonce"])
 
     @require()
     @blp.response(204)
     def delete(self, provider: str) -> None:
         """Unlink a Google or Apple account (refused when it is the last way to sign in)"""
-        social_accounts.unlink_identity(user=_me(), provider=provider)
+        social.unlink_identity(user=_me(), provider=provider)
 
 
 @blp.route("/email-code/request")
@@ -106,7 +106,7 @@ class EmailCodeRequest(MethodView):
     @blp.response(202, AcceptedReadSchema)
     def post(self, data: dict[str, Any]) -> dict[str, str]:
         """Email me a one-time sign-in code (same answer whether or not the account exists)"""
-        passwordless.request_email_code(email=data["email"], ip=request.remote_addr)
+        email_codes.request_email_code(email=data["email"], ip=request.remote_addr)
         return {"message": "If the address can receive mail, a code is on its way."}
 
 
@@ -117,7 +117,7 @@ class EmailCodeVerify(MethodView):
     @blp.response(200, TokenReadSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign in with an emailed code (creates the account when new)"""
-        return passwordless.verify_email_code(email=data["email"], code=data["code"], session=_session_info(data),
+        return email_codes.verify_email_code(email=data["email"], code=data["code"], session=_session_info(data),
                                               anonymous_user=_anonymous_caller())
 
 

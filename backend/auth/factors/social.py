@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend.auth import lockout
-from backend.auth.anonymous import EmailInUse, adopt_identity, commit_upgrade, retire_anonymous_sessions
 from backend.auth.claims import void_unproven_claim
-from backend.auth.factor_models import SocialIdentity
+from backend.auth.factors.anonymous import EmailInUse, adopt_identity, commit_upgrade, retire_anonymous_sessions
+from backend.auth.factors.id_tokens import VerifiedIdentity, verify_id_token
+from backend.auth.factors.models import SocialIdentity
+from backend.auth.factors.totp import sign_in_or_challenge
 from backend.auth.models import User
 from backend.auth.principal import forget_state
-from backend.auth.social import VerifiedIdentity, verify_id_token
-from backend.auth.totp import sign_in_or_challenge
 from backend.auth.ways_in import APPLE_RELAY_DOMAIN, lock_user, refuse_last_way_in
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, NotFound
