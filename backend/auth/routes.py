@@ -14,6 +14,7 @@ from backend.auth import (
     deletion,
     link_pages,
     profile,
+    security_events,
     sessions,
     tokens,
 )
@@ -34,6 +35,7 @@ from backend.auth.schemas import (
     PasswordResetCreateSchema,
     RefreshCreateSchema,
     RegisterCreateSchema,
+    SecurityEventReadSchema,
     SessionReadSchema,
     StatusReadSchema,
     TokenCreateSchema,
@@ -269,6 +271,17 @@ class MySession(MethodView):
     def delete(self, session_id):
         """Sign out one of my devices"""
         sessions.end_session(user_id=current_principal().user_id, session_id=session_id, reason="revoked_by_user")
+
+
+@me_blp.route("/security-events")
+class MySecurityEvents(MethodView):
+    @require()
+    @me_blp.arguments(PageQueryArgsSchema, location="query")
+    @me_blp.response(200, page_schema(SecurityEventReadSchema))
+    def get(self, args):
+        """List what happened to my sign-in methods (passkeys added, removed or blocked, claims voided)"""
+        return security_events.list_events(user_id=current_principal().user_id, cursor=args["cursor"],
+                                           limit=args["limit"]).as_response()
 
 
 @me_blp.route("/export")

@@ -176,6 +176,15 @@ class SessionReadSchema(Schema):
     current = fields.Boolean()
 
 
+class SecurityEventReadSchema(Schema):
+    id = fields.UUID()
+    kind = fields.String(metadata={"description": "passkey_added, passkey_removed, passkey_clone_suspected, "
+                                                  "unproven_claim_voided"})
+    ip = fields.String(allow_none=True)
+    details = fields.Dict(metadata={"description": "what the event concerned (a passkey's name, what was removed)"})
+    created_at = fields.DateTime()
+
+
 class JwksReadSchema(Schema):
     keys = fields.List(fields.Dict())
 

@@ -36,6 +36,10 @@ def test_passkey_clone_with_lagging_counter_is_refused_blocked_and_reported(clie
     assert_error(passkey_sign_in(client, phone), 401, "passkey_disabled")
     run_jobs()
     assert "copy of it exists" in last_mail(user.email).body_text
+    # The account holder sees it in their security log once signed in again.
+    listed = client.get("/v1/me/security-events", headers=auth_headers(user)).get_json()["items"]
+    assert [e["kind"] for e in listed] == ["passkey_clone_suspected", "passkey_added"]
+    assert listed[0]["details"]["device_name"] == "iPhone"
 
 
 def test_passkey_clone_listed_as_disabled_and_removable_even_when_last(client, make_user, auth_headers, phone):
