@@ -86,7 +86,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PASSWORD_RESET_TOKEN_TTL_S", int, "3600", "lifetime of password reset links"),
     Setting("ACCOUNT_DELETION_GRACE_S", int, "2592000", "grace period between a deletion request and erasure (cancel by signing in)"),
     Setting("CACHE_DEFAULT_TIMEOUT_S", int, "60", "default Flask-Caching timeout"),
-    Setting("QUEUE_DEPTH_READY_MAX", int, "10000", "queue depth above which /readyz reports not ready"),
     Setting("JOB_TIMEOUT_S", int, "600", "default RQ job timeout"),
     Setting("STORAGE_BACKEND", str, "local", "`local` (folder + signed URLs served by the app) or `s3`"),
     Setting("STORAGE_LOCAL_PATH", str, "instance/storage", "folder of the local storage backend"),

@@ -1,4 +1,7 @@
-"""Prometheus metrics: request count and latency per endpoint, queue depths, job outcomes.
+"""Prometheus metrics: request count and latency per endpoint, queue depth and age, job outcomes.
+
+A backlog is a metric to alert on, never a readiness reason: taking every web pod out of
+the load balancer because work is waiting would turn a backlog into an outage.
 
 Under gunicorn, set ``PROMETHEUS_MULTIPROC_DIR`` (deploy/gunicorn.conf.py does) so
 every worker process's samples are aggregated at scrape time.
@@ -16,7 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from rq.job import Job
+from rq.queue import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
+from rq.utils import now as rq_now
 
 from backend.common.jobs import QUEUES, get_queue, redis_client
 
@@ -32,26 +38,38 @@ LATENCY = Histogram(
 bp = Blueprint("metrics", __name__)
 
 
+def oldest_job_age_s(queue: Queue) -> float:
+    """Seconds the job at the head of ``queue`` has waited (0 when the queue is empty)."""
+    head = queue.get_job_ids(0, 1)  # RQ pops from the left: the head waited longest
+    jobs = Job.fetch_many(head, connection=queue.connection, serializer=queue.serializer) if head else []
+    enqueued = [job.enqueued_at for job in jobs if job is not None and job.enqueued_at is not None]
+    return max(0.0, (rq_now() - enqueued[0]).total_seconds()) if enqueued else 0.0
+
+
 class QueueCollector(Collector):
-    """Reads queue depths and job registries from Redis at scrape time (any process)."""
+    """Reads queue depth, oldest job age and job registries from Redis at scrape time."""
 
     def __init__(self, app: Flask):
         self.app = app
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily("groundwork_queue_depth", "Jobs waiting per queue", labels=["queue"])
+        age = GaugeMetricFamily("groundwork_queue_oldest_job_age_seconds",
+                                "Seconds the oldest waiting job of a queue has waited (0: empty)", labels=["queue"])
         jobs = GaugeMetricFamily("groundwork_jobs", "Jobs per queue and state", labels=["queue", "state"])
         connection = redis_client(self.app)
         try:
             for name in QUEUES:
                 queue = get_queue(name, connection)
                 depth.add_metric([name], queue.count)
+                age.add_metric([name], oldest_job_age_s(queue))
                 for state, registry in (("started", StartedJobRegistry), ("finished", FinishedJobRegistry),
                                         ("failed", FailedJobRegistry)):
                     jobs.add_metric([name, state], registry(queue=queue).count)
         except redis.RedisError:
             return
         yield depth
+        yield age
         yield jobs
 
 
