@@ -1,4 +1,5 @@
 """Imports every model module so the metadata (and Alembic) sees every table."""
+from backend.analytics import models as analytics_models  # noqa: F401
 from backend.audit import models as audit_models  # noqa: F401
 from backend.auth import models as auth_models  # noqa: F401
 from backend.auth.factors import models as auth_factor_models  # noqa: F401

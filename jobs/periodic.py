@@ -18,5 +18,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("erase-due-accounts", "jobs.accounts.erase_due_accounts", timedelta(hours=1)),
     Periodic("purge-expired-secrets", "jobs.accounts.purge_expired_secrets", timedelta(hours=6)),
     Periodic("reconcile-deliveries", "jobs.delivery.reconcile_deliveries", timedelta(seconds=30)),
+    Periodic("maintain-event-partitions", "jobs.analytics.maintain_event_partitions", timedelta(hours=6)),
+    Periodic("prune-analytics-event-ids", "jobs.analytics.prune_event_ids", timedelta(hours=1)),
     Periodic("reconcile-transactional-pushes", "jobs.push.reconcile_transactional_pushes", timedelta(minutes=1)),
 )

@@ -13,7 +13,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from uuid import UUID
 
-from flask import current_app, g
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from backend.common.errors import Forbidden, Unauthorized
@@ -67,6 +67,13 @@ def _load(kind: str) -> Principal:
     g.principal = principal
     g.principal_id = str(principal.user_id) if principal.user_id else f"server:{principal.claims.get('key_id', '')}"
     return principal
+
+
+def optional_principal() -> Principal | None:
+    """On a ``public`` route: the caller when the request carries credentials (bad ones: 401), else None."""
+    if not request.headers.get("Authorization"):
+        return None
+    return _load("user")
 
 
 def public(view: F) -> F:

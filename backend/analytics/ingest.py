@@ -1,0 +1,121 @@
+"""The write path: a checked batch goes into PostgreSQL before the client hears "accepted".
+
+Invariant: every event counted in ``accepted`` is committed in ``analytics_events`` (and
+its day roll-up) when the answer leaves; nothing waits in Redis or in a worker. One
+statement does the work: the batch's columns are unnested, the client event IDs are
+claimed in ``analytics_event_ids`` (``ON CONFLICT DO NOTHING``), and only the claimed
+rows are inserted and rolled up, so a retried batch counts once.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.analytics import identity, partitions
+from backend.analytics.batches import CheckedBatch, Limits, check_batch
+
+_WRITE = text("""
+WITH batch AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:times AS timestamptz[]), CAST(:names AS text[]),
+                         CAST(:sessions AS text[]), CAST(:platforms AS text[]), CAST(:versions AS text[]),
+                         CAST(:props AS jsonb[]))
+        AS b(event_id, occurred_at, name, session_id, platform, app_version, properties)
+), claimed AS (
+    INSERT INTO analytics_event_ids (event_id, received_at)
+    SELECT event_id, :now FROM batch ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), stored AS (
+    INSERT INTO analytics_events (occurred_at, event_id, name, person_id, user_id, install_id, session_id,
+                                  platform, app_version, properties, received_at)
+    SELECT b.occurred_at, b.event_id, b.name, :person, :user, :install, b.session_id, b.platform,
+           b.app_version, b.properties, :now
+    FROM batch b JOIN claimed USING (event_id)
+    RETURNING occurred_at, platform, app_version
+), days AS (
+    INSERT INTO analytics_user_days (day, person_id, events, platform, app_version)
+    SELECT (occurred_at AT TIME ZONE 'UTC')::date, :person, count(*), max(platform), max(app_version)
+    FROM stored GROUP BY 1 ORDER BY 1
+    ON CONFLICT (day, person_id) DO UPDATE SET
+        events = analytics_user_days.events + excluded.events,
+        platform = coalesce(excluded.platform, analytics_user_days.platform),
+        app_version = coalesce(excluded.app_version, analytics_user_days.app_version)
+)
+SELECT count(*) AS stored, min(occurred_at) AS first, max(occurred_at) AS last FROM stored
+""")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A parsed ingest request."""
+
+    install_id: str
+    events: list[Any]
+    sent_at: datetime | None = None
+    platform: str | None = None
+    app_version: str | None = None
+    set_properties: dict[str, Any] = field(default_factory=dict)
+    set_once: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What the client is told: counts, and the events refused or clamped (by index)."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+    clamped: list[int]
+
+
+def limits_from(config: dict[str, Any]) -> Limits:
+    """The ingest limits of an app's config."""
+    return Limits(max_future=timedelta(seconds=config["ANALYTICS_MAX_FUTURE_S"]),
+                  max_age=timedelta(days=config["ANALYTICS_MAX_EVENT_AGE_DAYS"]),
+                  max_properties_bytes=config["ANALYTICS_MAX_PROPERTIES_BYTES"])
+
+
+def _write(session: Session, checked: CheckedBatch, *, person_id: uuid.UUID, user_id: uuid.UUID | None,
+           install_id: str, now: datetime) -> Any:
+    params = {"ids": checked.event_ids, "times": checked.times, "names": checked.names,
+              "sessions": checked.session_ids, "platforms": checked.platforms, "versions": checked.app_versions,
+              "props": checked.properties, "person": person_id, "user": user_id, "install": install_id, "now": now}
+    try:
+        with session.begin_nested():
+            return session.execute(_WRITE, params).one()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "pgcode", None) != "23514":  # no partition holds one of the rows
+            raise
+    times = [datetime.fromisoformat(t) for t in checked.times]
+    partitions.ensure_partitions(session, start=min(times), end=max(times))
+    return session.execute(_WRITE, params).one()
+
+
+def ingest_batch(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client_ip: str | None,
+                 limits: Limits, now: datetime) -> IngestResult:
+    """Check, deduplicate and store a batch, with its roll-ups and user properties (commits)."""
+    checked = check_batch(batch.events, sent_at=batch.sent_at, received_at=now, limits=limits,
+                          platform=batch.platform, app_version=batch.app_version)
+    person_id = user_id if user_id is not None else identity.anonymous_person_id(batch.install_id)
+    if user_id is not None:
+        identity.join_install(session, install_id=batch.install_id, user_id=user_id)
+    identity.upsert_install(session, install_id=batch.install_id, user_id=user_id, platform=batch.platform,
+                            app_version=batch.app_version, ip_prefix=identity.truncate_ip(client_ip), now=now)
+    stored = 0
+    if checked.event_ids:
+        row = _write(session, checked, person_id=person_id, user_id=user_id, install_id=batch.install_id, now=now)
+        stored = row.stored
+    if stored or batch.set_properties or batch.set_once:
+        first = row.first if stored else now
+        last = row.last if stored else now
+        identity.upsert_person(session, person_id=person_id, is_user=user_id is not None, first_seen_at=first,
+                               last_seen_at=last, set_properties=batch.set_properties, set_once=batch.set_once)
+    session.commit()
+    return IngestResult(accepted=stored, duplicates=len(checked.event_ids) - stored,
+                        rejected=checked.rejected, clamped=checked.clamped)
