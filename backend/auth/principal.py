@@ -101,10 +101,12 @@ def _load_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None,
     row = db.session.execute(_STATE_QUERY, {"session_id": session_id, "user_id": user_id}).first()
     if row is None:
         return None, None
-    user, revoked_reason, revoked_at = row
+    return _state_of(*row)
+
+
+def _state_of(user: User, revoked_reason: str | None, revoked_at: Any) -> tuple[dict, dict]:
     user_state = {"status": user.status, "ver": user.token_version, "role": user.role}
-    reason = (revoked_reason or "signed_out") if revoked_at else None
-    return user_state, {"revoked": reason}
+    return user_state, {"revoked": (revoked_reason or "signed_out") if revoked_at else None}
 
 
 def current_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None, dict | None]:
@@ -134,10 +136,56 @@ def current_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | Non
     return user_state, session_state
 
 
-def principal_from_token(token: str) -> Principal:
-    """Verify an access token and the live state behind it; raise a 401 telling why not."""
-    claims = decode_access_token(token)
-    user_state, session_state = current_state(claims["sub"], claims["sid"])
+def _load_states(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], tuple]:
+    """``_load_state`` for many pairs in one query (absent pairs: ``(None, None)``)."""
+    found: dict[tuple[uuid.UUID, uuid.UUID], tuple] = {pair: (None, None) for pair in pairs}
+    rows = db.session.execute(
+        select(User, Session.id, Session.revoked_reason, Session.revoked_at).join(Session, Session.user_id == User.id)
+        .where(Session.id.in_([session_id for _, session_id in pairs])))
+    for user, session_id, revoked_reason, revoked_at in rows:
+        if (user.id, session_id) in found:
+            found[(user.id, session_id)] = _state_of(user, revoked_reason, revoked_at)
+    return found
+
+
+def live_states(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], tuple]:
+    """``current_state`` for many (user, session) pairs: one Redis round trip, one query for the misses."""
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        return {}
+    ttl = current_app.config["AUTH_STATE_CACHE_TTL_S"]
+    if ttl <= 0:
+        return _load_states(pairs)
+    client = redis_client()
+    try:
+        cached = client.mget([k for u, s in pairs for k in (user_key(u), session_key(s))])
+    except redis.RedisError as exc:
+        log.warning("auth state cache unreachable, reading PostgreSQL: %s", exc)
+        return _load_states(pairs)
+    found, missing = {}, []
+    for index, pair in enumerate(pairs):
+        user_raw, session_raw = cached[2 * index], cached[2 * index + 1]
+        if user_raw is None or session_raw is None:
+            missing.append(pair)
+        else:
+            found[pair] = (json.loads(user_raw), json.loads(session_raw))
+    if missing:
+        loaded = _load_states(missing)
+        found.update(loaded)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for (user_id, session_id), (user_state, session_state) in loaded.items():
+                if user_state is not None:
+                    pipe.set(user_key(user_id), json.dumps(user_state), ex=ttl)
+                    pipe.set(session_key(session_id), json.dumps(session_state), ex=ttl)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not cache auth state: %s", exc)
+    return found
+
+
+def check_live_state(claims: dict[str, Any], user_state: dict | None, session_state: dict | None) -> None:
+    """Raise the 401 telling why a token's session may no longer act (signed out, suspended, deleted)."""
     if user_state is None or session_state is None:
         raise session_ended("signed_out")
     if session_state["revoked"]:
@@ -146,6 +194,13 @@ def principal_from_token(token: str) -> Principal:
         raise session_ended("account_suspended")
     if user_state["ver"] != claims["ver"]:
         raise session_ended("signed_out_everywhere")
+
+
+def principal_from_token(token: str) -> Principal:
+    """Verify an access token and the live state behind it; raise a 401 telling why not."""
+    claims = decode_access_token(token)
+    user_state, session_state = current_state(claims["sub"], claims["sid"])
+    check_live_state(claims, user_state, session_state)
     return Principal(kind="user", user_id=claims["sub"], role=user_state["role"], session_id=claims["sid"],
                      claims=claims)
 
@@ -179,4 +234,5 @@ def load_principal(kind: str) -> Principal:
     return principal_from_token(token)
 
 
-__all__: list[Any] = ["forget_state", "load_principal", "principal_from_token", "session_ended"]
+__all__: list[Any] = ["check_live_state", "forget_state", "live_states", "load_principal", "principal_from_token",
+                      "session_ended"]

@@ -113,3 +113,13 @@ def newest_id(session: Session, *, user_id: uuid.UUID) -> uuid.UUID | None:
     """The id of the user's newest entry (where a fresh stream starts)."""
     return session.scalar(select(Notification.id).where(Notification.user_id == user_id)
                           .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(1))
+
+
+def recent_entries(session: Session, *, user_ids: list[uuid.UUID], window_s: float) -> list[Notification]:
+    """The given users' entries of the last ``window_s`` seconds, oldest first (one query for many streams)."""
+    if not user_ids:
+        return []
+    stmt = select(Notification).where(
+        Notification.user_id.in_(user_ids),
+        Notification.created_at > func.now() - func.make_interval(0, 0, 0, 0, 0, 0, window_s))
+    return list(session.scalars(stmt.order_by(Notification.created_at, Notification.id)))

@@ -214,3 +214,18 @@ def environment_of(app: Flask, **overrides: str) -> dict[str, str]:
         else:
             env[setting.name] = str(value)
     return {**env, **overrides}
+
+
+def start_stream_server(run_dir: Path, *, env: dict[str, str], port: int | None = None) -> Server:
+    """The stream server (``python -m backend.streams``) on loopback, ready once subscribed to Redis."""
+    port = port or free_port()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / f"streams-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.streams", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = Server("stream server", process, port, log_path)
+    wait_until_serving(server, "/readyz")
+    return server

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
 
 from tests.notifications.conftest import SERVER_KEY
+from tests.streams.client import open_stream
 
 
 @pytest.fixture
@@ -27,54 +26,6 @@ def served(committed_app, monkeypatch) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(10)
-
-
-class StreamReader:
-    """Reads SSE frames from a response in a thread; frames arrive on a queue."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response
-        self.frames: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        frame: dict[str, Any] = {}
-        try:
-            for raw in self.response:
-                line = raw.decode().rstrip("\n")
-                if line == "":
-                    if frame:
-                        self.frames.put(frame)
-                    frame = {}
-                    continue
-                field, _, value = line.partition(":")
-                frame.setdefault(field or "comment", []).append(value.lstrip(" "))
-        except (AttributeError, ValueError, OSError):
-            pass  # closed by the test while reading
-        self.frames.put(None)  # the stream ended
-
-    def next_frame(self, timeout: float = 20.0) -> dict[str, Any] | None:
-        return self.frames.get(timeout=timeout)
-
-    def next_notification(self) -> dict[str, Any]:
-        while True:
-            frame = self.next_frame()
-            assert frame is not None, "stream ended before a notification arrived"
-            if frame.get("event") == ["notification"]:
-                payload = json.loads("\n".join(frame["data"]))
-                assert frame["id"] == [payload["id"]]
-                return payload
-
-
-def open_stream(base: str, headers: dict[str, str]) -> StreamReader:
-    request = urllib.request.Request(f"{base}/v1/notifications/inbox/stream", headers=headers)
-    response = urllib.request.urlopen(request, timeout=30)
-    assert response.status == 200
-    assert response.headers["Content-Type"].startswith("text/event-stream")
-    assert response.headers["Cache-Control"] == "no-cache"
-    reader = StreamReader(response)
-    assert reader.next_frame() == {"retry": ["3000"]}  # subscribed: what is sent from now on arrives
-    return reader
 
 
 def post_send(base: str, user_id: str, title: str) -> str:
@@ -93,24 +44,22 @@ def test_inbox_stream_delivers_new_entries_live_and_resumes_from_last_event_id(
     reader = open_stream(served, headers)
     first = post_send(served, user_id, "Live one")
     post_send(served, other_id, "Not yours")
-    live = reader.next_notification()
+    live = reader.next_event()
     assert (live["id"], live["title"], live["category"]) == (first, "Live one", "social")
-    reader.response.close()
+    reader.close()
 
     # Sent while disconnected: replayed from PostgreSQL after the last id the client saw.
     missed = [post_send(served, user_id, f"Missed {i}") for i in range(2)]
     resumed = open_stream(served, {**headers, "Last-Event-ID": first})
-    assert [resumed.next_notification()["id"] for _ in missed] == missed
-    resumed.response.close()
+    assert [resumed.next_event()["id"] for _ in missed] == missed
+    resumed.close()
 
 
 def test_inbox_stream_beats_and_ends_after_its_lifetime(served, committed_app, make_user, auth_headers):
     with committed_app.app_context():
         headers = auth_headers(make_user())
     reader = open_stream(served, headers)
-    frames = []
-    while (frame := reader.next_frame()) is not None:
-        frames.append(frame)
+    frames = reader.rest()
     comments = [c for frame in frames for c in frame.get("comment", [])]
     assert "heartbeat" in comments
     assert comments[-1].startswith("stream lifetime reached")

@@ -1,0 +1,96 @@
+"""The blocking work of a stream, run in the stream server's thread pool under an app context."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from backend.auth.principal import check_live_state, live_states, principal_from_token
+from backend.common.errors import Unauthorized
+from backend.extensions import db
+from backend.notifications.inbox import entries_after, entry_event, recent_entries
+from backend.notifications.models import Notification
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a stream: the claims its session is re-checked with at every heartbeat."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    token_version: int
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return {"sub": self.user_id, "sid": self.session_id, "ver": self.token_version}
+
+
+@dataclass
+class Replay:
+    """What a new stream sends first, and where its catch-up polls start."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    anchor: tuple[datetime, str] | None = None
+
+
+def holder_from_token(app: Flask, *, token: str) -> Holder:
+    """Verify a bearer access token exactly as the API does (raises Unauthorized)."""
+    with app.app_context():
+        try:
+            principal = principal_from_token(token)
+        finally:
+            db.session.remove()
+    claims = principal.claims
+    return Holder(user_id=claims["sub"], session_id=claims["sid"], token_version=claims["ver"])
+
+
+def replay(app: Flask, *, user_id: uuid.UUID, last_event_id: uuid.UUID | None) -> Replay:
+    """Entries after the client's Last-Event-ID (none without one), and the newest entry as anchor."""
+    with app.app_context():
+        try:
+            if last_event_id is not None:
+                backlog = entries_after(db.session, user_id=user_id, after_id=last_event_id)
+                if backlog:
+                    return Replay([entry_event(n) for n in backlog], _position(backlog[-1]))
+            newest = db.session.scalar(
+                select(Notification).where(Notification.user_id == user_id)
+                .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(1))
+            return Replay([], _position(newest) if newest is not None else None)
+        finally:
+            db.session.remove()
+
+
+def _position(notification: Notification) -> tuple[datetime, str]:
+    return notification.created_at, str(notification.id)
+
+
+@dataclass
+class Sweep:
+    """One heartbeat's findings: why each revoked holder must stop, and recent entries by user."""
+
+    revoked: dict[Holder, Any]
+    recent: dict[uuid.UUID, list[tuple[tuple[datetime, str], dict[str, Any]]]]
+
+
+def sweep(app: Flask, *, holders: list[Holder], window_s: float) -> Sweep:
+    """Re-check every holder's session and user, and read the holders' entries of the last window."""
+    with app.app_context():
+        try:
+            states = live_states((h.user_id, h.session_id) for h in holders)
+            revoked: dict[Holder, Any] = {}
+            for holder in holders:
+                try:
+                    check_live_state(holder.claims, *states[(holder.user_id, holder.session_id)])
+                except Unauthorized as ended:
+                    revoked[holder] = ended
+            recent: dict[uuid.UUID, list] = {}
+            users = list({h.user_id for h in holders if h not in revoked})
+            for n in recent_entries(db.session, user_ids=users, window_s=window_s):
+                recent.setdefault(n.user_id, []).append((_position(n), entry_event(n)))
+            return Sweep(revoked, recent)
+        finally:
+            db.session.remove()

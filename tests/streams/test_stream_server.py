@@ -1,0 +1,129 @@
+"""The stream server as a real process: auth, live events, replay, heartbeats, lifetime, revocation."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from backend.auth import accounts, deletion
+from backend.auth.models import User
+from backend.common.db import utcnow
+from backend.extensions import db
+from backend.notifications.models import Notification
+from tests.e2e.processes import environment_of, start_gunicorn
+from tests.streams.client import INBOX_STREAM_PATH, open_stream
+from tests.streams.conftest import HEARTBEAT_S, get_json, send_notification
+
+# A revocation is seen at the next sweep (one heartbeat); the rest is slack for a busy machine.
+REVOCATION_BOUND_S = HEARTBEAT_S + 2.0
+
+
+def test_stream_delivers_live_entries_and_replays_after_last_event_id(streams, committed_app, holder):
+    (user_id, headers), (other_id, _) = holder(), holder()
+    reader = open_stream(streams, headers)
+    first = send_notification(committed_app, user_id, "Live one")
+    send_notification(committed_app, other_id, "Not yours")
+    live = reader.next_event()
+    assert (live["id"], live["title"], live["category"]) == (first, "Live one", "social")
+    reader.close()
+
+    missed = [send_notification(committed_app, user_id, f"Missed {i}") for i in range(2)]
+    resumed = open_stream(streams, {**headers, "Last-Event-ID": first})
+    assert [resumed.next_event()["id"] for _ in missed] == missed
+    resumed.close()
+
+
+def test_stream_without_a_publish_still_gets_the_entry_at_the_next_heartbeat(streams, committed_app, holder):
+    user_id, headers = holder()
+    reader = open_stream(streams, headers)
+    with committed_app.app_context():  # committed without announcing: as if Redis lost the publish
+        entry = Notification(user_id=user_id, category="social", title="Unannounced", body="")
+        db.session.add(entry)
+        db.session.commit()
+        entry_id = str(entry.id)
+        db.session.remove()
+    assert reader.next_event(timeout=HEARTBEAT_S * 3 + 5)["id"] == entry_id
+    reader.close()
+
+
+def test_stream_beats_and_ends_after_its_lifetime(streams, committed_app, holder):
+    _, headers = holder()
+    started = time.monotonic()
+    frames = open_stream(streams, headers).rest()
+    comments = [c for frame in frames for c in frame.get("comment", [])]
+    assert comments.count("heartbeat") >= 2
+    assert comments[-1].startswith("stream lifetime reached")
+    assert time.monotonic() - started < committed_app.config["INBOX_STREAM_LIFETIME_S"] + 5
+
+
+def test_stream_refuses_a_missing_or_bad_token_in_the_error_shape(streams):
+    status, body = get_json(streams + INBOX_STREAM_PATH)
+    assert status == 401 and body["error"]["code"] == "not_authenticated"
+    assert body["error"]["request_id"]
+    status, body = get_json(streams + INBOX_STREAM_PATH, {"Authorization": "Bearer not.a.token"})
+    assert status == 401 and body["error"]["code"] == "token_invalid"
+
+
+def _revoked_within_bound(reader, revoke) -> dict:
+    started = time.monotonic()
+    revoke()
+    event = reader.next_event("revoked", timeout=REVOCATION_BOUND_S + 5)
+    elapsed = time.monotonic() - started
+    assert elapsed < REVOCATION_BOUND_S, f"revoked after {elapsed:.2f}s"
+    assert reader.next_frame() is None  # and the stream is closed
+    return event
+
+
+def test_stream_of_a_signed_out_session_closes_within_one_heartbeat(streams, committed_app, holder):
+    _, headers = holder()
+    reader = open_stream(streams, headers)
+
+    def sign_out():
+        assert committed_app.test_client().post("/v1/auth/logout", headers=headers).status_code < 300
+
+    assert _revoked_within_bound(reader, sign_out)["code"] == "session_revoked"
+    status, body = get_json(streams + INBOX_STREAM_PATH, headers)
+    assert status == 401 and body["error"]["code"] == "session_revoked"
+
+
+def test_stream_of_a_suspended_user_closes_within_one_heartbeat(streams, committed_app, holder):
+    user_id, headers = holder()
+    reader = open_stream(streams, headers)
+
+    def suspend():
+        with committed_app.app_context():
+            accounts.suspend_account(user_id=user_id, reason="stream test")
+            db.session.remove()
+
+    assert _revoked_within_bound(reader, suspend)["code"] == "account_suspended"
+
+
+def test_stream_of_a_deleted_user_closes_within_one_heartbeat(streams, committed_app, holder):
+    user_id, headers = holder()
+    reader = open_stream(streams, headers)
+
+    def erase():
+        with committed_app.app_context():
+            db.session.get(User, user_id).status = "pending_deletion"
+            db.session.get(User, user_id).deletion_requested_at = utcnow() - timedelta(days=400)
+            db.session.commit()
+            assert deletion.erase_account(user_id=user_id)
+            db.session.remove()
+
+    assert _revoked_within_bound(reader, erase)["code"] == "session_revoked"
+
+
+def test_more_open_streams_than_web_threads_leave_me_answering_at_once(streams, committed_app, holder, tmp_path):
+    headers = [holder()[1] for _ in range(3)]
+    web = start_gunicorn("wsgi:app", tmp_path, workers=1, env=environment_of(committed_app, GUNICORN_THREADS="2"))
+    try:
+        readers = [open_stream(streams, headers[i % len(headers)]) for i in range(12)]  # 6x the web threads
+        for attempt in range(5):
+            started = time.monotonic()
+            status, body = get_json(web.url + "/v1/me", headers[attempt % len(headers)])
+            assert status == 200, body
+            assert time.monotonic() - started < 1.0
+        assert all(r.next_frame(timeout=HEARTBEAT_S + 5) is not None for r in readers)  # all still open
+        for reader in readers:
+            reader.close()
+    finally:
+        web.stop()
