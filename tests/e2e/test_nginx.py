@@ -10,6 +10,7 @@ import gzip
 import http.client
 import json
 import re
+import select
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,10 @@ SECURITY_HEADERS = {
 }
 FORGED_ADDRESS = "203.0.113.66"  # TEST-NET-3: never a real client here
 LIMITED_PATH = "/v1/me"  # an API route under the default per-address limit
+# nginx's per-address limits (nginx/groundwork-common.conf): 127.0.0.1 is exempt as this
+# machine, so each limit test sends from a loopback address of its own.
+BURST = 60
+IN_FLIGHT = 40
 
 
 class Answer:
@@ -245,6 +250,70 @@ def test_nginx_metrics_allowed_by_peer_address_not_by_forwarded_header(
     assert outsider.status == 403
     assert outsider.json()["error"]["code"] == "forbidden"
     assert insider.status == 200
+
+
+def test_nginx_answers_a_burst_from_one_address_with_429_before_gunicorn(stack: dict[str, Server]) -> None:
+    """Past the burst, nginx answers 429 itself; another address is served meanwhile."""
+    nginx = stack["nginx"]
+    statuses: list[int] = []
+    refused = None
+    # At most 30 tokens a second come back, so a 429 arrives within a few hundred requests
+    # however slow this machine is; the bound only keeps a broken config from looping.
+    while refused is None and len(statuses) < 2000:
+        answer = call(nginx.port, "GET", "/healthz", {"X-Request-ID": f"burst-{len(statuses)}"}, source="127.0.0.3")
+        statuses.append(answer.status)
+        if answer.status == 429:
+            refused = answer
+    neighbour = call(nginx.port, "GET", "/healthz", source="127.0.0.4")
+
+    assert refused is not None, f"no 429 in {len(statuses)} requests"
+    assert statuses[:BURST + 1] == [200] * (BURST + 1), "the burst itself must be served"
+    assert refused.header("Retry-After") == "1"
+    assert refused.headers_named("X-Content-Type-Options") == ["nosniff"]
+    request_id = f"burst-{len(statuses) - 1}"
+    assert refused.json()["error"] == {
+        "code": "rate_limited",
+        "message": "Too many requests from your address; retry shortly.",
+        "details": {"scope": "address"},
+        "request_id": request_id,
+    }
+    assert neighbour.status == 200
+    entry = logged_entries(nginx, lambda e: e["request_id"] == request_id)
+    assert entry[-1]["status"] == 429 and entry[-1]["upstream_status"] == "", "refused before gunicorn"
+
+
+def test_nginx_refuses_connections_past_the_per_address_limit_with_429(tmp_path: Path) -> None:
+    """Requests held by a stalled upstream fill the address's slots; one more is refused."""
+    if nginx_binary() is None:
+        pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
+    stalled = socket.socket()  # accepts connections (kernel backlog) and never answers
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(IN_FLIGHT * 2)
+    nginx = start_nginx(tmp_path, upstream_port=stalled.getsockname()[1], ready_path=None)
+    clients: list[socket.socket] = []
+    try:
+        for n in range(IN_FLIGHT + 1):
+            sock = socket.create_connection(("127.0.0.1", nginx.port), timeout=10, source_address=("127.0.0.5", 0))
+            sock.sendall(f"GET /v1/me HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: held-{n}\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            clients.append(sock)
+        answered = wait_for(lambda: select.select(clients, [], [], 0.1)[0], timeout=10,
+                            what="nginx to refuse the connection over the limit")
+        assert len(answered) == 1, "every other request is held by the stalled upstream"
+        raw = b""
+        while chunk := answered[0].recv(65536):  # `Connection: close`: the answer ends at EOF
+            raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+    finally:
+        for sock in clients:
+            sock.close()
+        nginx.stop()
+        stalled.close()
+
+    assert head.startswith(b"HTTP/1.1 429"), head
+    error = json.loads(body)["error"]
+    assert error["code"] == "rate_limited" and error["details"] == {"scope": "address"}
+    assert error["request_id"].startswith("held-")
 
 
 def test_nginx_answers_503_in_the_error_shape_when_gunicorn_is_down(
