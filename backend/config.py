@@ -28,6 +28,15 @@ def _csv(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def _media_policies(raw: str) -> Any:
+    from backend.media.policies import load_policies  # the policy shapes live with the media domain
+
+    try:
+        return load_policies(raw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def _sha256_fingerprints(raw: str) -> list[bytes]:
     """SHA-256 certificate fingerprints as keytool prints them (AA:BB:..., 32 bytes each)."""
     found = []
@@ -92,6 +101,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("S3_BUCKET", str, "", "bucket for the s3 backend"),
     Setting("S3_ENDPOINT_URL", str, "", "S3-compatible endpoint (empty: AWS)"),
     Setting("S3_REGION", str, "us-east-1", "S3 region"),
+    Setting("MEDIA_POLICIES", _media_policies, "", "per-kind media policy changes as JSON (README, Media): types, sizes, pixel/frame/duration limits, presets, quarantine"),
+    Setting("MEDIA_QUOTA_BYTES", int, "1073741824", "bytes of media one user may store (checked at upload request and at completion)"),
+    Setting("MEDIA_MULTIPART_THRESHOLD", int, "16777216", "uploads larger than this many bytes are multipart (presigned parts, resumable)"),
+    Setting("MEDIA_PART_SIZE", int, "8388608", "bytes per multipart part (S3 needs at least 5 MiB but for the last)"),
+    Setting("MEDIA_UPLOAD_URL_TTL_S", int, "3600", "lifetime of presigned upload URLs (ask again to resume with fresh ones)"),
+    Setting("MEDIA_UPLOAD_EXPIRY_S", int, "86400", "an upload not completed this long after it was asked for is aborted and its parts removed"),
+    Setting("MEDIA_DOWNLOAD_URL_TTL_S", int, "300", "lifetime of signed media download/playback URLs"),
+    Setting("MEDIA_PROCESSING_STALE_S", int, "1800", "a media item processing this long without progress is retried, then failed"),
     Setting("MAIL_BACKEND", str, "outbox", "`smtp` or `outbox` (stores mails in the database for the console)"),
     Setting("SMTP_HOST", str, "localhost", "SMTP server host"),
     Setting("SMTP_PORT", int, "25", "SMTP server port"),

@@ -21,4 +21,5 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("maintain-event-partitions", "jobs.analytics.maintain_event_partitions", timedelta(hours=6)),
     Periodic("prune-analytics-event-ids", "jobs.analytics.prune_event_ids", timedelta(hours=1)),
     Periodic("reconcile-transactional-pushes", "jobs.push.reconcile_transactional_pushes", timedelta(minutes=1)),
+    Periodic("clean-up-media", "jobs.media.clean_up_media", timedelta(minutes=10)),
 )

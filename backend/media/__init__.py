@@ -1,0 +1,36 @@
+"""Media: direct uploads, validation by content, image variants and video, signed delivery.
+
+The pipeline's seam (for processors such as ``backend.media.video``):
+
+- ``jobs.media.process_media(media_id=...)`` runs ``processing.run_processing``: the
+  item goes pending → processing, its original is downloaded to a local file, and the
+  family's processor runs: ``backend.media.images.process(ctx)`` for avatar/photo,
+  ``backend.media.video.process(ctx)`` for video.
+- A processor takes a ``processing.ProcessingContext`` (``source_path``, ``work_dir``,
+  ``policy``, ``store(name, path, content_type=...) -> key``, ``report_progress(percent)``)
+  and returns a ``processing.ProcessingResult`` (variants by name, each a dict with at
+  least ``key`` and ``content_type``; width/height/duration/placeholder). It raises
+  ``processing.MediaRejected(reason)`` for bad input (failed, not retried).
+- ``status.report_progress``, ``status.mark_ready`` and ``status.mark_failed`` record the
+  outcome in PostgreSQL and publish it on Redis ``groundwork:media:<owner_id>``;
+  ``status.on_finished(hook)`` lets webhooks ride the same transaction.
+
+Every object of an item lives under its ``key_prefix`` (``media/<id>/``), so deleting
+the item deletes them all. Storage (``storage.get_storage()``) is local or S3; backups
+copy it with ``iter_keys()`` and ``open(key)``.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Erase a user's media with the account; serve the local store's signed URLs."""
+    from backend.auth.deletion import register_eraser
+    from backend.media.library import erase_user_media
+    from backend.media.storage.local_routes import bp
+
+    register_eraser("media", erase_user_media)
+    if app.config["STORAGE_BACKEND"] == "local":
+        app.register_blueprint(bp)
+        app.extensions["groundwork.limiter"].exempt(bp)

@@ -1,0 +1,54 @@
+"""Clean-ups the periodic job runs: abandoned uploads, and processing that stopped moving."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.common.db import utcnow
+from backend.common.jobs import enqueue_after_commit
+from backend.media.models import Media
+from backend.media.processing import MAX_ATTEMPTS
+from backend.media.status import mark_failed
+from backend.media.storage import StorageError
+from backend.media.uploads import discard_upload
+
+log = logging.getLogger(__name__)
+
+
+def expire_abandoned_uploads(session: Session, *, limit: int = 200) -> int:
+    """Abort uploads never completed before their expiry (S3 multipart aborted, parts removed)."""
+    due = session.scalars(
+        select(Media).where(Media.status == "uploading", Media.upload_expires_at < utcnow())
+        .order_by(Media.upload_expires_at).limit(limit).with_for_update(skip_locked=True))
+    expired = 0
+    for media in list(due):
+        try:
+            discard_upload(media)
+        except StorageError:
+            log.warning("store unavailable while expiring upload %s; next run retries", media.id)
+            continue
+        media.status = "expired"
+        expired += 1
+    session.commit()
+    return expired
+
+
+def retry_stale_processing(session: Session, *, limit: int = 200) -> int:
+    """Queue again items stuck in pending/processing (a lost job, a killed worker); fail repeat offenders."""
+    cutoff = utcnow() - timedelta(seconds=current_app.config["MEDIA_PROCESSING_STALE_S"])
+    stale = list(session.scalars(
+        select(Media).where(Media.status.in_(("pending", "processing")), Media.updated_at < cutoff)
+        .order_by(Media.updated_at).limit(limit).with_for_update(skip_locked=True)))
+    for media in stale:
+        if media.attempts >= MAX_ATTEMPTS:
+            mark_failed(session, media=media, reason="processing_timed_out")
+            continue
+        media.status, media.updated_at = "pending", utcnow()
+        enqueue_after_commit(session, "jobs.media.process_media", queue="media",
+                             job_id=f"media-process-{media.id}-{media.attempts}", media_id=str(media.id))
+    session.commit()
+    return len(stale)

@@ -1,0 +1,99 @@
+"""Media routes under /v1/media: ask for an upload, resume, complete, abort, read, list, delete."""
+from __future__ import annotations
+
+import uuid
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from backend.common.access import current_principal, require
+from backend.common.pagination import page_schema, paginate
+from backend.extensions import db
+from backend.media import library, uploads
+from backend.media.models import Media
+from backend.media.schemas import (
+    MediaCreateSchema,
+    MediaQueryArgsSchema,
+    MediaReadSchema,
+    MediaUploadReadSchema,
+    UploadQueryArgsSchema,
+    UploadReadSchema,
+)
+
+blp = Blueprint("media", __name__, url_prefix="/v1/media",
+                description="Uploads straight to storage, validation, image variants and video, status")
+
+
+def _me() -> uuid.UUID:
+    return uuid.UUID(str(current_principal().user_id))
+
+
+@blp.route("")
+class MediaCollection(MethodView):
+    @require()
+    @blp.arguments(MediaQueryArgsSchema, location="query")
+    @blp.response(200, page_schema(MediaReadSchema))
+    def get(self, args):
+        """My media, newest first"""
+        stmt = library.media_query(owner_id=_me(), kind=args["kind"], status=args["status"])
+        return paginate(db.session, stmt, order=(Media.created_at, Media.id),
+                        cursor=args["cursor"], limit=args["limit"]).as_response()
+
+    @require()
+    @blp.arguments(MediaCreateSchema)
+    @blp.response(201, MediaUploadReadSchema)
+    @blp.alt_response(409, response="CONFLICT", description="quota_exceeded: the upload would not fit")
+    def post(self, data):
+        """Ask for an upload: a presigned PUT, or presigned parts of a multipart upload"""
+        state = uploads.request_upload(db.session, owner_id=_me(), **data)
+        return {"media": state.media, "upload": uploads.describe(state)}
+
+
+@blp.route("/<uuid:media_id>")
+class MediaResource(MethodView):
+    @require()
+    @blp.response(200, MediaReadSchema)
+    def get(self, media_id):
+        """One of my media items: status, progress, attributes, variants"""
+        return library.get_media(db.session, owner_id=_me(), media_id=media_id)
+
+    @require()
+    @blp.response(204)
+    def delete(self, media_id):
+        """Delete a media item and every stored object of it"""
+        library.delete_media(db.session, owner_id=_me(), media_id=media_id)
+
+
+@blp.route("/<uuid:media_id>/upload")
+class MediaUpload(MethodView):
+    @require()
+    @blp.arguments(UploadQueryArgsSchema, location="query")
+    @blp.response(200, UploadReadSchema)
+    @blp.alt_response(409, response="CONFLICT", description="media_wrong_state: the upload is no longer open")
+    def get(self, args, media_id):
+        """Resume: the parts already stored and fresh URLs for the rest"""
+        state = uploads.upload_state(db.session, owner_id=_me(), media_id=media_id,
+                                     part_numbers=args["part_numbers"])
+        return uploads.describe(state)
+
+    @require()
+    @blp.response(204)
+    @blp.alt_response(409, response="CONFLICT", description="media_wrong_state: already complete")
+    def delete(self, media_id):
+        """Abort an upload in progress (its parts are removed, its quota freed)"""
+        uploads.abort_upload(db.session, owner_id=_me(), media_id=media_id)
+
+
+@blp.route("/<uuid:media_id>/complete")
+class MediaComplete(MethodView):
+    @require()
+    @blp.response(200, MediaReadSchema)
+    @blp.alt_response(409, response="CONFLICT",
+                      description="upload_incomplete, quota_exceeded or media_wrong_state (abandoned)")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="size_mismatch")
+    def post(self, media_id):
+        """Complete the upload: the bytes are checked, then validated and processed in the background"""
+        return uploads.complete_upload(db.session, owner_id=_me(), media_id=media_id)
+
+
+blueprints = [blp]

@@ -1,0 +1,97 @@
+"""Request and response shapes of the media API."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from backend.common.pagination import PageQueryArgsSchema
+from backend.media.models import KINDS, STATUSES
+
+
+class MediaCreateSchema(Schema):
+    """Ask for an upload: what it is and how big (the bytes are judged again after upload)."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    content_type = fields.String(required=True, validate=validate.Length(min=3, max=100),
+                                 metadata={"description": "declared type; checked against the bytes later"})
+    size = fields.Integer(required=True, validate=validate.Range(min=1),
+                          metadata={"description": "exact size in bytes"})
+    checksum_sha256 = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9a-fA-F]{64}$"),
+                                    metadata={"description": "hex SHA-256 of the file, checked before processing"})
+    filename = fields.String(load_default=None, validate=validate.Length(max=1000),
+                             metadata={"description": "original name (kept for downloads, never used as a key)"})
+    multipart = fields.Boolean(load_default=None, allow_none=True,
+                               metadata={"description": "force a multipart upload (default: above the threshold)"})
+
+
+class MediaQueryArgsSchema(PageQueryArgsSchema):
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+
+
+class UploadQueryArgsSchema(Schema):
+    part_numbers = fields.List(fields.Integer(), load_default=None,
+                               metadata={"description": "fresh URLs for these parts only (default: the missing ones)"})
+
+
+class VariantReadSchema(Schema):
+    content_type = fields.String()
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
+    bytes = fields.Integer(allow_none=True)
+
+
+class MediaReadSchema(Schema):
+    """A media item of the caller."""
+
+    id = fields.UUID()
+    kind = fields.String()
+    status = fields.String(metadata={"description": "uploading, pending, processing, ready, failed, aborted, expired"})
+    progress = fields.Integer(metadata={"description": "processing progress in percent"})
+    failure_reason = fields.String(allow_none=True)
+    quarantined = fields.Function(lambda m: m.moderation == "quarantined")
+    removed = fields.Function(lambda m: m.moderation == "removed")
+    content_type = fields.Function(lambda m: m.detected_type or m.declared_type)
+    size_bytes = fields.Integer()
+    filename = fields.String(allow_none=True)
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
+    duration_s = fields.Float(allow_none=True)
+    placeholder = fields.String(allow_none=True, metadata={"description": "thumbhash (base64) to paint first"})
+    variants = fields.Function(lambda m: {name: {k: v.get(k) for k in ("content_type", "width", "height", "bytes")}
+                                          for name, v in (m.variants or {}).items()})
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+    ready_at = fields.DateTime(allow_none=True)
+
+
+class PresignedRequestSchema(Schema):
+    url = fields.String()
+    method = fields.String()
+    headers = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class PartReadSchema(PresignedRequestSchema):
+    part_number = fields.Integer()
+    size = fields.Integer()
+
+
+class StoredPartReadSchema(Schema):
+    part_number = fields.Integer()
+    size = fields.Integer()
+
+
+class UploadReadSchema(Schema):
+    """Where to send the bytes: one PUT, or the parts of a multipart upload."""
+
+    multipart = fields.Boolean()
+    uploaded = fields.Boolean(metadata={"description": "every byte is stored: complete the upload"})
+    expires_at = fields.DateTime()
+    request = fields.Nested(PresignedRequestSchema, metadata={"description": "single PUT"})
+    part_size = fields.Integer()
+    parts = fields.List(fields.Nested(PartReadSchema), metadata={"description": "parts still to send"})
+    stored_parts = fields.List(fields.Nested(StoredPartReadSchema))
+
+
+class MediaUploadReadSchema(Schema):
+    media = fields.Nested(MediaReadSchema)
+    upload = fields.Nested(UploadReadSchema)

@@ -1,0 +1,28 @@
+"""Media jobs: process an upload, remove a deleted item's objects, periodic clean-up."""
+from __future__ import annotations
+
+import uuid
+
+from backend.extensions import db
+from backend.media import housekeeping
+from backend.media.processing import run_processing
+from backend.media.storage import get_storage
+
+
+def process_media(*, media_id: str) -> str:
+    """Validate and process one uploaded item to ready or failed (idempotent)."""
+    return run_processing(db.session, media_id=uuid.UUID(media_id))
+
+
+def delete_media_objects(*, prefix: str, key: str, upload_id: str | None = None) -> int:
+    """Remove every stored object of a deleted item (and its unfinished upload); idempotent."""
+    store = get_storage()
+    if upload_id:
+        store.abort_multipart(key, upload_id=upload_id)
+    return store.delete_prefix(prefix)
+
+
+def clean_up_media() -> dict[str, int]:
+    """Expire abandoned uploads and retry processing that stopped moving."""
+    return {"expired_uploads": housekeeping.expire_abandoned_uploads(db.session),
+            "retried": housekeeping.retry_stale_processing(db.session)}
