@@ -26,6 +26,7 @@ from typing import Any
 
 PLATFORMS = ("ios", "android", "web", "other")
 NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+SHORT_TEXT = re.compile(r"^[^\x00-\x1f\x7f]+$")
 MAX_SHORT_TEXT = {"session_id": 128, "app_version": 64}
 
 
@@ -61,6 +62,15 @@ class EventRefused(Exception):
         self.code, self.message = code, message
 
 
+def encode_properties(properties: dict[str, Any]) -> str | None:
+    """The properties as compact JSON PostgreSQL's jsonb accepts (None: NUL or a non-finite number)."""
+    try:
+        encoded = json.dumps(properties, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return None
+    return None if "\\u0000" in encoded else encoded
+
+
 def parse_time(value: Any) -> datetime:
     """An ISO 8601 instant with a UTC offset."""
     if not isinstance(value, str) or len(value) > 40:
@@ -88,7 +98,7 @@ def _text(event: dict[str, Any], key: str) -> str | None:
     value = event.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_SHORT_TEXT[key]:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_SHORT_TEXT[key] or not SHORT_TEXT.match(value):
         raise EventRefused(f"invalid_{key}", f"{key} is a string of 1-{MAX_SHORT_TEXT[key]} characters.")
     return value
 
@@ -115,12 +125,12 @@ def _check_one(event: Any, *, sent_at: datetime | None, received_at: datetime, l
         properties = {}
     if not isinstance(properties, dict):
         raise EventRefused("invalid_properties", "properties is a JSON object.")
-    encoded = json.dumps(properties, separators=(",", ":"), ensure_ascii=False)
+    encoded = encode_properties(properties)
+    if encoded is None:
+        raise EventRefused("invalid_properties", "properties cannot hold NUL characters or non-finite numbers.")
     if len(encoded.encode()) > limits.max_properties_bytes:
         raise EventRefused("properties_too_large",
                            f"properties take more than {limits.max_properties_bytes} bytes as JSON.")
-    if "\\u0000" in encoded:
-        raise EventRefused("invalid_properties", "properties cannot hold NUL characters.")
     platform = event.get("platform", defaults["platform"])
     if platform is not None and platform not in PLATFORMS:
         raise EventRefused("invalid_platform", f"platform is one of {', '.join(PLATFORMS)}.")

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.analytics import identity, partitions
-from backend.analytics.batches import CheckedBatch, Limits, check_batch
+from backend.analytics.batches import CheckedBatch, Limits, check_batch, encode_properties
+from backend.common.errors import ValidationFailed
 
 _WRITE = text("""
 WITH batch AS (
@@ -100,6 +101,12 @@ def _write(session: Session, checked: CheckedBatch, *, person_id: uuid.UUID, use
 def ingest_batch(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client_ip: str | None,
                  limits: Limits, now: datetime) -> IngestResult:
     """Check, deduplicate and store a batch, with its roll-ups and user properties (commits)."""
+    for key, values in (("set", batch.set_properties), ("set_once", batch.set_once)):
+        encoded = encode_properties(values)
+        if encoded is None or len(encoded.encode()) > limits.max_properties_bytes:
+            raise ValidationFailed("User properties are a JSON object of limited size, without NUL characters "
+                                   "or non-finite numbers.", details={"fields": {f"user_properties.{key}": [
+                                       f"at most {limits.max_properties_bytes} bytes of JSON, no NUL, no NaN"]}})
     checked = check_batch(batch.events, sent_at=batch.sent_at, received_at=now, limits=limits,
                           platform=batch.platform, app_version=batch.app_version)
     person_id = user_id if user_id is not None else identity.anonymous_person_id(batch.install_id)

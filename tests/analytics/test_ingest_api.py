@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from backend.analytics.identity import anonymous_person_id
@@ -136,3 +137,28 @@ def test_ingest_event_ids_are_uuids_from_the_client(send):
     given = str(uuid.uuid4())
     send([{"event_id": given.upper(), "name": "x"}])
     assert str(stored()[0]["event_id"]) == given
+
+
+def test_ingest_values_postgresql_cannot_hold_are_refused_not_500(client, send):
+    body = '{"install_id": "install-0001", "events": [{"event_id": "%s", "name": "inf", "properties": {"x": 1e400}}]}'
+    response = client.post("/v1/analytics/events", data=body.replace("%s", str(uuid.uuid4())),
+                           content_type="application/json")
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_request"
+    assert send([event(session_id="a\u0000b")]).status_code == 422  # the app refuses NUL in any body
+    assert send([event()], app_version="1.0\u0001").status_code == 422
+    assert stored() == []
+
+
+def test_ingest_service_refuses_non_finite_properties_when_called_directly(app, db_session):
+    from backend.analytics import ingest
+    from backend.common.db import utcnow
+    from backend.common.errors import ValidationFailed
+
+    limits = ingest.limits_from(app.config)
+    batch = ingest.Batch(install_id="install-0001", events=[event(properties={"x": float("nan")}), event("ok")])
+    result = ingest.ingest_batch(db.session, batch=batch, user_id=None, client_ip=None, limits=limits, now=utcnow())
+    assert result.accepted == 1 and [r["code"] for r in result.rejected] == ["invalid_properties"]
+    with pytest.raises(ValidationFailed):
+        ingest.ingest_batch(db.session, batch=ingest.Batch(install_id="install-0001", events=[event()],
+                                                           set_once={"x": float("inf")}),
+                            user_id=None, client_ip=None, limits=limits, now=utcnow())
