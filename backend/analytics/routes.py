@@ -1,13 +1,29 @@
 """Analytics routes under /v1/analytics: event ingest, and (for analysts) the queries."""
 from __future__ import annotations
 
-from flask import current_app, request
+from datetime import timedelta
+from typing import Any
+
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from backend.analytics import ingest
-from backend.analytics.schemas import EventBatchCreateSchema, IngestReadSchema
-from backend.common.access import optional_principal, public
+from backend.analytics import ingest, queries
+from backend.analytics.reader import analytics_session
+from backend.analytics.schemas import (
+    ActivesQueryArgsSchema,
+    ActivesReadSchema,
+    EventBatchCreateSchema,
+    EventCountsQueryArgsSchema,
+    EventCountsReadSchema,
+    FormatQueryArgsSchema,
+    FunnelCreateSchema,
+    FunnelReadSchema,
+    IngestReadSchema,
+    RetentionQueryArgsSchema,
+    RetentionReadSchema,
+)
+from backend.common.access import optional_principal, public, require
 from backend.common.db import utcnow
 from backend.common.errors import DomainError
 from backend.extensions import db
@@ -42,6 +58,76 @@ class Events(MethodView):
         return ingest.ingest_batch(db.session, batch=batch, user_id=principal.user_id if principal else None,
                                    client_ip=request.remote_addr, limits=ingest.limits_from(current_app.config),
                                    now=utcnow())
+
+
+ANALYSTS = ("analyst",)  # admin always passes
+CSV_DOC = {"responses": {"200": {"content": {"text/csv": {"schema": {"type": "string"}}}}}}
+
+
+def answer(result: Any, fmt: str, name: str) -> Any:
+    """The result as JSON (the schema's shape) or as a CSV download."""
+    if fmt == "csv":
+        return Response(result.table().as_csv(), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return result.as_dict()
+
+
+@blp.route("/actives")
+class Actives(MethodView):
+    @require(*ANALYSTS)
+    @blp.arguments(ActivesQueryArgsSchema, location="query")
+    @blp.response(200, ActivesReadSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args):
+        """Daily, weekly or monthly active persons"""
+        with analytics_session() as session:
+            result = queries.actives(session, interval=args["interval"], start=args["start"], end=args["end"],
+                                     platform=args["platform"])
+        return answer(result, args["format"], f"actives-{args['interval']}")
+
+
+@blp.route("/retention")
+class Retention(MethodView):
+    @require(*ANALYSTS)
+    @blp.arguments(RetentionQueryArgsSchema, location="query")
+    @blp.response(200, RetentionReadSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args):
+        """Retention of cohorts by first-seen day or week"""
+        with analytics_session() as session:
+            result = queries.retention(session, interval=args["interval"], start=args["start"], end=args["end"],
+                                       offsets=args["offsets"], mode=args["mode"])
+        return answer(result, args["format"], f"retention-{args['interval']}")
+
+
+@blp.route("/funnels")
+class Funnels(MethodView):
+    @require(*ANALYSTS)
+    @blp.arguments(FormatQueryArgsSchema, location="query")
+    @blp.arguments(FunnelCreateSchema)
+    @blp.response(200, FunnelReadSchema)
+    @blp.doc(**CSV_DOC)
+    def post(self, args, data):
+        """Compute a funnel (ordered steps within a conversion window)"""
+        steps = [queries.FunnelStep(name=s["name"], where=s["where"]) for s in data["steps"]]
+        with analytics_session() as session:
+            result = queries.funnel(session, steps=steps, start=data["start"], end=data["end"],
+                                    window=timedelta(seconds=data["window_s"]), breakdown=data["breakdown"])
+        return answer(result, args["format"], "funnel")
+
+
+@blp.route("/event-counts")
+class EventCounts(MethodView):
+    @require(*ANALYSTS)
+    @blp.arguments(EventCountsQueryArgsSchema, location="query")
+    @blp.response(200, EventCountsReadSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args):
+        """Event counts per period, split by a property"""
+        with analytics_session() as session:
+            result = queries.event_counts(session, start=args["start"], end=args["end"], interval=args["interval"],
+                                          names=args["names"], breakdown=args["breakdown"])
+        return answer(result, args["format"], "event-counts")
 
 
 blueprints = (blp,)

@@ -58,3 +58,114 @@ class IngestReadSchema(Schema):
     rejected = fields.List(fields.Nested(RejectedEventSchema))
     clamped = fields.List(fields.Integer(), metadata={"description": "indexes of events placed in the future, "
                                                                       "stored at the receive time"})
+
+
+FORMATS = ("json", "csv")
+
+
+class RangeQueryArgsSchema(Schema):
+    """A range of UTC days (both inclusive) and the answer's format."""
+
+    start = fields.Date(required=True, data_key="from", metadata={"description": "first day (UTC), YYYY-MM-DD"})
+    end = fields.Date(required=True, data_key="to", metadata={"description": "last day (UTC), inclusive"})
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS),
+                           metadata={"description": "json, or csv for a download"})
+
+
+class ActivesQueryArgsSchema(RangeQueryArgsSchema):
+    interval = fields.String(load_default="day", validate=validate.OneOf(("day", "week", "month")))
+    platform = fields.String(load_default=None, validate=validate.OneOf(PLATFORMS))
+
+
+class RetentionQueryArgsSchema(RangeQueryArgsSchema):
+    interval = fields.String(load_default="day", validate=validate.OneOf(("day", "week")))
+    offsets = fields.Integer(load_default=7, validate=validate.Range(min=1, max=90),
+                             metadata={"description": "periods followed after the first"})
+    mode = fields.String(load_default="n_day", validate=validate.OneOf(("n_day", "unbounded")),
+                         metadata={"description": "n_day: active in period k; unbounded: in k or later"})
+
+
+class EventCountsQueryArgsSchema(RangeQueryArgsSchema):
+    interval = fields.String(load_default="day", validate=validate.OneOf(("day", "week", "month")))
+    names = fields.List(fields.String(validate=validate.Length(min=1, max=200)), load_default=None,
+                        validate=validate.Length(min=1, max=20), metadata={"description": "repeat for several"})
+    breakdown = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+                              metadata={"description": "a property key to split counts by"})
+
+
+class FunnelStepSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    where = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=200)), load_default=dict,
+                        metadata={"description": "only events whose properties contain these"})
+
+
+class FunnelCreateSchema(Schema):
+    """A funnel to compute."""
+
+    steps = fields.List(fields.Nested(FunnelStepSchema), required=True, validate=validate.Length(min=2, max=10))
+    start = fields.Date(required=True, data_key="from")
+    end = fields.Date(required=True, data_key="to")
+    window_s = fields.Integer(load_default=86400, validate=validate.Range(min=1, max=90 * 86400),
+                             metadata={"description": "conversion window from entering the funnel"})
+    breakdown = fields.String(load_default=None,
+                              validate=validate.Regexp(r"^(platform|app_version|property:.{1,200})$"),
+                              metadata={"description": "platform, app_version or property:<key>"})
+
+
+class FormatQueryArgsSchema(Schema):
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+
+
+class SeriesPointSchema(Schema):
+    period = fields.Date()
+    actives = fields.Integer()
+
+
+class ActivesReadSchema(Schema):
+    interval = fields.String()
+    series = fields.List(fields.Nested(SeriesPointSchema))
+
+
+class CohortSchema(Schema):
+    cohort = fields.Date()
+    size = fields.Integer()
+    retained = fields.List(fields.Integer())
+    rates = fields.List(fields.Float())
+
+
+class RetentionReadSchema(Schema):
+    interval = fields.String()
+    mode = fields.String()
+    offsets = fields.Integer()
+    cohorts = fields.List(fields.Nested(CohortSchema))
+
+
+class FunnelStepCountSchema(Schema):
+    name = fields.String()
+    persons = fields.Integer()
+    conversion = fields.Float(metadata={"description": "share of those entering"})
+    from_previous = fields.Float(metadata={"description": "share of the previous step"})
+    dropped = fields.Integer(metadata={"description": "lost since the previous step"})
+
+
+class FunnelGroupSchema(Schema):
+    value = fields.String(allow_none=True)
+    steps = fields.List(fields.Nested(FunnelStepCountSchema))
+
+
+class FunnelReadSchema(Schema):
+    breakdown = fields.String(allow_none=True)
+    groups = fields.List(fields.Nested(FunnelGroupSchema))
+
+
+class EventCountSchema(Schema):
+    period = fields.Date()
+    name = fields.String()
+    value = fields.String(allow_none=True)
+    count = fields.Integer()
+
+
+class EventCountsReadSchema(Schema):
+    interval = fields.String()
+    breakdown = fields.String(allow_none=True)
+    rows = fields.List(fields.Nested(EventCountSchema))
