@@ -18,3 +18,11 @@ class MediaNotFound(NotFound):
 
 class WrongState(Conflict):
     code = "media_wrong_state"
+
+
+class MediaRejected(Exception):
+    """The upload is not acceptable (wrong type, too big, hostile); ``reason`` is shown to the app."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

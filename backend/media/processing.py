@@ -7,7 +7,9 @@ checksum, and calls the processor of the kind's family:
 - ``backend.media.images.process(ctx) -> ProcessingResult`` for avatar and photo;
 - ``backend.media.video.process(ctx) -> ProcessingResult`` for video.
 
-A processor reads ``ctx.source_path`` (a local file; never anything else), writes
+Before any processor runs, the bytes are judged by their magic numbers (``sniff.judge``):
+the type must be the declared one and allowed by the kind's policy. A processor then
+decodes or probes for real. It reads ``ctx.source_path`` (a local file; never anything else), writes
 objects only through ``ctx.store(name, path, content_type)`` (keys under the item's
 prefix), reports ``ctx.report_progress(percent)`` as it goes, and returns the variants
 and attributes. It raises ``MediaRejected(reason)`` for bad input: the item is marked
@@ -32,23 +34,19 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.media.errors import MediaRejected
 from backend.media.models import Media
 from backend.media.policies import KindPolicy, policy_for
+from backend.media.sniff import judge
 from backend.media.status import event_of, mark_failed, mark_ready, publish, report_progress
 from backend.media.storage import Storage, StorageError, get_storage
+
+__all__ = ["MediaRejected", "ProcessingContext", "ProcessingResult", "run_processing"]
 
 log = logging.getLogger(__name__)
 
 PROCESSORS = {"image": "backend.media.images", "video": "backend.media.video"}
 MAX_ATTEMPTS = 3
-
-
-class MediaRejected(Exception):
-    """The upload is not acceptable (wrong type, too big, hostile); ``reason`` is shown to the app."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -71,6 +69,7 @@ class ProcessingContext:
     kind: str
     policy: KindPolicy
     declared_type: str
+    detected_type: str  # from the magic numbers: allowed by the policy and equal to the declared type
     source_path: Path
     work_dir: Path
     key_prefix: str
@@ -119,8 +118,10 @@ def _process(session: Session, media: Media, work_dir: Path) -> str:
     policy = policy_for(current_app.config, media.kind)
     try:
         source = _download(store, media, work_dir)
+        detected = judge(source, allowed=policy.content_types, declared=media.declared_type)
         ctx = ProcessingContext(
             media_id=media.id, kind=media.kind, policy=policy, declared_type=media.declared_type,
+            detected_type=detected,
             source_path=source, work_dir=work_dir, key_prefix=media.key_prefix, storage=store,
             progress=lambda percent: report_progress(session, media_id=media.id, percent=percent))
         result = processor_for(policy.family)(ctx)

@@ -56,7 +56,7 @@ class MediaReadSchema(Schema):
     width = fields.Integer(allow_none=True)
     height = fields.Integer(allow_none=True)
     duration_s = fields.Float(allow_none=True)
-    placeholder = fields.String(allow_none=True, metadata={"description": "thumbhash (base64) to paint first"})
+    placeholder = fields.String(allow_none=True, metadata={"description": "blurhash to paint before the image loads"})
     variants = fields.Function(lambda m: {name: {k: v.get(k) for k in ("content_type", "width", "height", "bytes")}
                                           for name, v in (m.variants or {}).items()})
     created_at = fields.DateTime()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.media.errors import MediaRejected
+
 HEAD = 4096
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xd8\xff", "image/jpeg"),
@@ -55,3 +57,15 @@ def tail_is_active(path: Path, size: int = 64 * 1024) -> bool:
         end = f.tell()
         f.seek(max(0, end - size))
         return looks_active(f.read())
+
+
+def judge(path: Path, *, allowed: tuple[str, ...], declared: str) -> str:
+    """The type the bytes say, when it is allowed and the declared one (else MediaRejected)."""
+    detected = sniff(path)
+    if detected is None:
+        raise MediaRejected("unrecognised_type")
+    if detected not in allowed:
+        raise MediaRejected(f"type_not_allowed: {detected}")
+    if detected != declared:
+        raise MediaRejected(f"type_mismatch: declared {declared}, the bytes are {detected}")
+    return detected
