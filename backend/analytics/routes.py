@@ -13,6 +13,8 @@ from backend.analytics.reader import analytics_session
 from backend.analytics.schemas import (
     ActivesQueryArgsSchema,
     ActivesReadSchema,
+    AttributionQueryArgsSchema,
+    AttributionReadSchema,
     EventBatchCreateSchema,
     EventCountsQueryArgsSchema,
     EventCountsReadSchema,
@@ -128,6 +130,20 @@ class EventCounts(MethodView):
             result = queries.event_counts(session, start=args["start"], end=args["end"], interval=args["interval"],
                                           names=args["names"], breakdown=args["breakdown"])
         return answer(result, args["format"], "event-counts")
+
+
+@blp.route("/campaigns/<uuid:campaign_id>/attribution")
+class CampaignAttribution(MethodView):
+    @require(*ANALYSTS, "marketer")
+    @blp.arguments(AttributionQueryArgsSchema, location="query")
+    @blp.response(200, AttributionReadSchema)
+    @blp.doc(**CSV_DOC)
+    def get(self, args, campaign_id):
+        """Push attribution per variant: delivered, opened, converted, lift over the holdout"""
+        with analytics_session() as session:
+            result = queries.attribution(session, campaign_id=campaign_id, event=args["event"],
+                                         window=timedelta(seconds=args["window_s"]))
+        return answer(result, args["format"], f"attribution-{campaign_id}")
 
 
 blueprints = (blp,)

@@ -169,3 +169,30 @@ class EventCountsReadSchema(Schema):
     interval = fields.String()
     breakdown = fields.String(allow_none=True)
     rows = fields.List(fields.Nested(EventCountSchema))
+
+
+class AttributionQueryArgsSchema(Schema):
+    event = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "the conversion event's name"})
+    window_s = fields.Integer(load_default=86400, validate=validate.Range(min=1, max=90 * 86400),
+                              metadata={"description": "conversion window after the open or the delivery"})
+    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
+
+
+class AttributionVariantSchema(Schema):
+    variant = fields.String(metadata={"description": "variant key, or holdout"})
+    recipients = fields.Integer(metadata={"description": "delivered, or held out"})
+    delivered = fields.Integer()
+    opened = fields.Integer()
+    converted_after_open = fields.Integer()
+    converted_after_delivery = fields.Integer(metadata={"description": "for the holdout: after the would-be send"})
+    open_rate = fields.Float(allow_none=True)
+    conversion_rate = fields.Float(allow_none=True, metadata={"description": "converted_after_delivery / recipients"})
+    lift = fields.Float(allow_none=True, metadata={"description": "conversion_rate / holdout's - 1"})
+
+
+class AttributionReadSchema(Schema):
+    campaign_id = fields.UUID()
+    event = fields.String()
+    window_s = fields.Integer()
+    variants = fields.List(fields.Nested(AttributionVariantSchema))

@@ -6,8 +6,9 @@ JSON and ``table()`` (header, rows) for CSV. Actives and retention read the user
 roll-up; funnels and event counts read the events of the requested months only.
 """
 from backend.analytics.queries.actives import actives
+from backend.analytics.queries.attribution import attribution
 from backend.analytics.queries.event_counts import event_counts
 from backend.analytics.queries.funnels import FunnelStep, funnel
 from backend.analytics.queries.retention import retention
 
-__all__ = ["FunnelStep", "actives", "event_counts", "funnel", "retention"]
+__all__ = ["FunnelStep", "actives", "attribution", "event_counts", "funnel", "retention"]
