@@ -172,8 +172,8 @@ class EventCountsReadSchema(Schema):
 
 
 class AttributionQueryArgsSchema(Schema):
-    event = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                          metadata={"description": "the conversion event's name"})
+    event = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "the conversion event's name (required)"})
     window_s = fields.Integer(load_default=86400, validate=validate.Range(min=1, max=90 * 86400),
                               metadata={"description": "conversion window after the open or the delivery"})
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))

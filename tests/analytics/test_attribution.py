@@ -93,3 +93,9 @@ def test_attribution_route_csv_and_unknown_campaign(client, create_campaign, mar
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "campaign_not_found"
     user = auth_headers(make_user())
     assert client.get(f"/v1/analytics/campaigns/{cid}/attribution?event=purchase", headers=user).status_code == 403
+
+
+def test_attribution_needs_an_event_name(client, create_campaign, marketer_headers):  # noqa: F811
+    campaign = create_campaign()
+    response = client.get(f"/v1/analytics/campaigns/{campaign['id']}/attribution", headers=marketer_headers)
+    assert response.status_code == 422 and "event" in response.get_json()["error"]["details"]["fields"]

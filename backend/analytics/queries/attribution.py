@@ -48,12 +48,14 @@ def _rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
-def attribution(session: Session, *, campaign_id: uuid.UUID, event: str, window: timedelta,
+def attribution(session: Session, *, campaign_id: uuid.UUID, event: str | None, window: timedelta,
                 where: dict[str, Any] | None = None) -> AttributionResult:
     """Funnel delivered → opened → converted per variant, with the holdout's conversion beside it."""
     if not timedelta(seconds=1) <= window <= timedelta(days=90):
         raise ValidationFailed("The window is 1 second to 90 days.", details={"fields": {"window_s": ["1 s to 90 d"]}})
-    get_campaign(session, campaign_id=campaign_id)  # unknown: 404 campaign_not_found
+    get_campaign(session, campaign_id=campaign_id)  # unknown: 404 campaign_not_found, before any 422
+    if not event:
+        raise ValidationFailed("Name the conversion event.", details={"fields": {"event": ["required"]}})
     match = "e.person_id = r.user_id AND e.name = :event"
     if where:
         match += " AND e.properties @> CAST(:where AS jsonb)"
