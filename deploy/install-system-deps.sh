@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs the system programs Groundwork's tests and benchmarks drive for real:
 # nginx (end-to-end test), ffmpeg (video jobs; ffprobe comes with it), wrk (B1 load
-# generator) and docker-compose (validates deploy/docker-compose.yml offline; no engine
-# needed). Only what is missing, only with apt-get, only as root; anywhere else it
+# generator), docker-compose (validates deploy/docker-compose.yml offline; no engine
+# needed) and chromium (the console's browser test drives Debian's build with Playwright). Only what is missing, only with apt-get, only as root; anywhere else it
 # says what is missing and exits 0, and the tests that need a program fail by name.
 set -eu
 
@@ -11,6 +11,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing 
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 
 if [ -z "$missing" ]; then
     exit 0
