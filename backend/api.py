@@ -19,6 +19,9 @@ class GroundworkApi(Api):
     """Documents errors with the common shape; error handling is ours, not smorest's."""
 
     ERROR_SCHEMA = ErrorSchema
+    # No catch-all "default" answer: each operation lists its real statuses, so a client
+    # (and schemathesis' status-code conformance check) can tell documented from not.
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _register_error_handlers(self) -> None:  # backend.common.errors registers them
         return None
@@ -28,10 +31,12 @@ _BODY_METHODS = {"post", "put", "patch", "delete"}
 
 
 class ErrorResponsesPlugin(BasePlugin):
-    """Documents the error answers every operation can give, all in the common shape.
+    """Documents the error answers the stack gives any operation, all in the common shape.
 
     Each is a reference to flask-smorest's per-status response component (the Error
-    schema), so clients and the fuzz tests see exactly which statuses to expect.
+    schema), so clients and the fuzz tests see exactly which statuses to expect. What an
+    operation's own logic answers beyond these it declares with
+    ``backend.common.openapi.answers``.
     """
 
     def operation_helper(self, path: str | None = None, operations: dict | None = None, **_: Any) -> None:

@@ -44,6 +44,7 @@ from backend.auth.schemas import (
 )
 from backend.common.access import current_principal, public, require
 from backend.common.errors import NotFound
+from backend.common.openapi import answers
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
 from backend.extensions import db
 
@@ -97,6 +98,7 @@ class VerifyEmail(MethodView):
     @auth_blp.arguments(TokenQueryArgsSchema, location="query")
     @auth_blp.response(200, StatusReadSchema)
     @auth_blp.alt_response(303, description="a browser, when EMAIL_ACTION_URL is set: to the app with the outcome")
+    @answers(410)
     def get(self, args):
         """Open the emailed verification link (a browser gets a plain HTML page, or the app link)"""
         def verify() -> dict[str, str]:
@@ -107,6 +109,7 @@ class VerifyEmail(MethodView):
     @public
     @auth_blp.arguments(TokenCreateSchema)
     @auth_blp.response(200, StatusReadSchema)
+    @answers(401, 410)
     def post(self, data):
         """Verify an email address with the token from the link (the app, with its bearer token when signed in)"""
         return accounts.verify_email(token=data["token"], ip=request.remote_addr, claimant_id=_claimant_id())
@@ -127,6 +130,7 @@ class Login(MethodView):
     @public
     @auth_blp.arguments(LoginCreateSchema)
     @auth_blp.response(200, TokenReadSchema)
+    @answers(401, 403)
     def post(self, data):
         """Sign in with email and password (answers with a two-factor challenge when it is on)"""
         return accounts.login(**data, **_client())
@@ -137,6 +141,7 @@ class Refresh(MethodView):
     @public
     @auth_blp.arguments(RefreshCreateSchema)
     @auth_blp.response(200, TokenReadSchema)
+    @answers(401)
     def post(self, data):
         """Exchange a refresh token for a new pair (the old one stops working)"""
         return sessions.refresh_session(refresh_token=data["refresh_token"], ip=request.remote_addr)
@@ -178,6 +183,7 @@ class PasswordReset(MethodView):
     @auth_blp.arguments(TokenQueryArgsSchema, location="query")
     @auth_blp.response(200, StatusReadSchema)
     @auth_blp.alt_response(303, description="a browser, when EMAIL_ACTION_URL is set: to the app with the token")
+    @answers(410)
     def get(self, args):
         """Check that a reset link can still be used (does not use it; browsers get a page or the app link)"""
         def check() -> dict[str, str]:
@@ -190,6 +196,7 @@ class PasswordReset(MethodView):
     @public
     @auth_blp.arguments(PasswordResetCreateSchema)
     @auth_blp.response(204)
+    @answers(410)
     def post(self, data):
         """Choose a new password with a reset token; every session ends, nobody is signed in"""
         credentials.reset_password(token=data["token"], password=data["password"], ip=request.remote_addr)
@@ -201,6 +208,7 @@ class ConfirmEmailChange(MethodView):
     @auth_blp.arguments(TokenQueryArgsSchema, location="query")
     @auth_blp.response(200, StatusReadSchema)
     @auth_blp.alt_response(303, description="a browser, when EMAIL_ACTION_URL is set: to the app with the outcome")
+    @answers(409, 410)
     def get(self, args):
         """Open the link mailed to the new address: the account switches to it (browsers get a page)"""
         def confirm() -> dict[str, str]:
@@ -241,6 +249,7 @@ class MyEmail(MethodView):
     @require()
     @me_blp.arguments(EmailChangeCreateSchema)
     @me_blp.response(202, StatusReadSchema)
+    @answers(409)
     def post(self, data):
         """Ask to change my email address; the new address must confirm it"""
         return credentials.request_email_change(user_id=current_principal().user_id, new_email=data["new_email"],
@@ -298,6 +307,7 @@ class MyDeletion(MethodView):
     @require()
     @me_blp.arguments(DeletionCreateSchema)
     @me_blp.response(200, MeReadSchema)
+    @answers(409)
     def post(self, data):
         """Delete my account after the grace period (signing in again or DELETE cancels)"""
         principal = current_principal()
@@ -320,6 +330,7 @@ class MyDeletion(MethodView):
 class AppleAppSiteAssociation(MethodView):
     @public
     @keys_blp.response(200, AppleAppSiteAssociationReadSchema)
+    @answers(404)
     def get(self):
         """The iOS apps that may use this domain's passkeys and open its email links (404 when none is set)"""
         found = app_association.apple_app_site_association()
@@ -332,6 +343,7 @@ class AppleAppSiteAssociation(MethodView):
 class AssetLinks(MethodView):
     @public
     @keys_blp.response(200, AssetLinkReadSchema(many=True))
+    @answers(404)
     def get(self):
         """The Android app that may use this domain's passkeys and open its links (404 when none is set)"""
         found = app_association.asset_links()

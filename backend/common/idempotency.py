@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from backend.common.db import utcnow
 from backend.common.errors import Conflict, ValidationFailed
 from backend.common.models import IdempotencyKey
+from backend.common.openapi import answers
 
 HEADER = "Idempotency-Key"
 KEY_TTL = timedelta(hours=24)
@@ -83,7 +84,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     wrapper._apidoc = getattr(view, "_apidoc", {})  # keep flask-smorest's docs
-    return _DOC(wrapper)
+    return _DOC(answers(409, 422)(wrapper))  # a key in flight; a key reused with another body
 
 
 def _replay(db: Any, scope: str, key: str, digest: str) -> Response:

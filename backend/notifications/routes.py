@@ -11,6 +11,7 @@ from sqlalchemy import select
 from backend.common.access import current_principal, require, server_key
 from backend.common.errors import ValidationFailed
 from backend.common.idempotency import idempotent
+from backend.common.openapi import answers
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
 from backend.common.sse import sse_response
 from backend.extensions import db
@@ -125,12 +126,14 @@ class Topics(MethodView):
 class TopicResource(MethodView):
     @require()
     @blp.response(204)
+    @answers(409, 422)
     def put(self, name):
         """Follow a topic"""
         topics.subscribe(db.session, user_id=_me(), name=name)
 
     @require()
     @blp.response(204)
+    @answers(422)
     def delete(self, name):
         """Stop following a topic"""
         topics.unsubscribe(db.session, user_id=_me(), name=name)
@@ -207,6 +210,7 @@ class Send(MethodView):
     @idempotent
     @blp.arguments(NotificationSendCreateSchema)
     @blp.response(202, NotificationSendReadSchema)
+    @answers(404)
     def post(self, data):
         """Send a transactional push to a user or a topic now (server API key or staff)"""
         target_user, topic = data.pop("user_id"), data.pop("topic")

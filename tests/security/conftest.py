@@ -140,19 +140,25 @@ def generous_limits(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def credentials_for(make_user: Callable[..., Any], auth_headers: Callable[..., dict[str, str]],  # noqa: F811
-                    password_hash: str, db_session: Any) -> Callable[[AccessPolicy | None], dict[str, str]]:
+                    password_hash: str, db_session: Any) -> Callable[..., dict[str, str]]:
     """Headers that satisfy a route's policy, from a freshly created caller each time.
 
     ``user`` routes: a new active, verified user (in the first role the route names) with
-    a new session; ``server`` routes: the server API key; public routes: nothing.
+    a new session; ``server`` routes: the server API key; public routes: nothing. With
+    ``caller`` ("user" or "staff") every route gets that caller's bearer token instead: a
+    plain user, or a staff member in the first role the route names (admin when none).
     """
 
-    def credentials(policy: AccessPolicy | None) -> dict[str, str]:
-        if policy is None or policy.kind == "public":
+    def credentials(policy: AccessPolicy | None, *, caller: str | None = None) -> dict[str, str]:
+        if caller is not None:  # a bearer token whatever the route asks: "user", or "staff" in the route's role
+            role = "user" if caller == "user" else (policy.roles[0] if policy and policy.roles else "admin")
+        elif policy is None or policy.kind == "public":
             return {}
-        if policy.kind == "server":
+        elif policy.kind == "server":
             return {"X-API-Key": API_KEY}
-        user = make_user(password=None, role=policy.roles[0] if policy.roles else "user")
+        else:
+            role = policy.roles[0] if policy.roles else "user"
+        user = make_user(password=None, role=role)
         user.password_hash = password_hash
         db_session.commit()
         return auth_headers(user)

@@ -34,6 +34,7 @@ from backend.auth.principal import load_principal
 from backend.auth.schemas import TokenReadSchema, UserSummaryReadSchema
 from backend.common.access import current_principal, public, require
 from backend.common.idempotency import idempotent
+from backend.common.openapi import answers
 from backend.common.pagination import PageQueryArgsSchema, page_schema
 
 blp = Blueprint("auth_factors", __name__, url_prefix="/v1/auth",
@@ -64,6 +65,7 @@ class SocialSignIn(MethodView):
     @public
     @blp.arguments(SocialSignInCreateSchema)
     @blp.response(200, TokenReadSchema)
+    @answers(401, 403, 409)
     def post(self, data: dict[str, Any], provider: str) -> dict[str, Any]:
         """Sign in with a Google or Apple ID token (creates the account when new)"""
         return social.sign_in_with_id_token(
@@ -87,6 +89,7 @@ class Identity(MethodView):
     @idempotent
     @blp.arguments(IdentityCreateSchema)
     @blp.response(201, IdentityReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any], provider: str) -> Any:
         """Link a Google or Apple account to mine"""
         return social.link_identity(user=_me(), provider=provider, id_token=data["id_token"],
@@ -94,6 +97,7 @@ class Identity(MethodView):
 
     @require()
     @blp.response(204)
+    @answers(409)
     def delete(self, provider: str) -> None:
         """Unlink a Google or Apple account (refused when it is the last way to sign in)"""
         social.unlink_identity(user=_me(), provider=provider)
@@ -115,6 +119,7 @@ class EmailCodeVerify(MethodView):
     @public
     @blp.arguments(EmailCodeVerifyCreateSchema)
     @blp.response(200, TokenReadSchema)
+    @answers(401, 403, 409)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign in with an emailed code (creates the account when new)"""
         return email_codes.verify_email_code(email=data["email"], code=data["code"], session=_session_info(data),
@@ -136,6 +141,7 @@ class AnonymousUpgrade(MethodView):
     @require()
     @blp.arguments(AnonymousUpgradeCreateSchema)
     @blp.response(200, UserSummaryReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Turn my anonymous account into a full one with email and password (same user id)"""
         return anonymous.upgrade_with_password(user=_me(), email=data["email"], password=data["password"])
@@ -154,6 +160,7 @@ class MfaStatus(MethodView):
 class Totp(MethodView):
     @require()
     @blp.response(201, TotpEnrolmentReadSchema)
+    @answers(409)
     def post(self) -> dict[str, str]:
         """Start TOTP enrolment: a secret and an otpauth:// URI for the authenticator app"""
         return totp.start_totp(user=_me())
@@ -161,6 +168,7 @@ class Totp(MethodView):
     @require()
     @blp.arguments(TotpCodeCreateSchema)
     @blp.response(204)
+    @answers(409)
     def delete(self, data: dict[str, Any]) -> None:
         """Turn TOTP off (needs a fresh code or a recovery code)"""
         totp.disable_totp(user=_me(), code=data["code"])
@@ -171,6 +179,7 @@ class TotpConfirm(MethodView):
     @require()
     @blp.arguments(TotpConfirmCreateSchema)
     @blp.response(200, RecoveryCodesReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Turn TOTP on with a first code; returns 10 recovery codes, shown this once"""
         return {"enabled": True, "recovery_codes": totp.confirm_totp(user=_me(), code=data["code"])}
@@ -181,6 +190,7 @@ class RecoveryCodes(MethodView):
     @require()
     @blp.arguments(TotpCodeCreateSchema)
     @blp.response(200, RecoveryCodesReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Replace my recovery codes (needs a fresh code); the old ones stop working"""
         return {"enabled": True, "recovery_codes": totp.regenerate_recovery_codes(user=_me(), code=data["code"])}
@@ -191,6 +201,7 @@ class MfaLogin(MethodView):
     @public
     @blp.arguments(MfaLoginCreateSchema)
     @blp.response(200, TokenReadSchema)
+    @answers(401, 403)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Finish a two-step sign-in with a TOTP code or a recovery code"""
         return totp.complete_mfa_login(mfa_token=data["mfa_token"], code=data["code"], ip=request.remote_addr)

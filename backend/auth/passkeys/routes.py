@@ -23,6 +23,7 @@ from backend.auth.passkeys.schemas import (
 )
 from backend.auth.schemas import TokenReadSchema
 from backend.common.access import current_principal, public, require
+from backend.common.openapi import answers
 from backend.common.pagination import PageQueryArgsSchema, page_schema
 
 blp = Blueprint("passkeys", __name__, url_prefix="/v1/auth/passkeys",
@@ -38,6 +39,7 @@ class RegistrationOptions(MethodView):
     @require()
     @blp.arguments(PasskeyRegistrationOptionsCreateSchema)
     @blp.response(200, PasskeyOptionsReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Start adding a passkey: options for the phone's prompt (needs a recent sign-in or the password)"""
         return {"options": registration.registration_options(
@@ -59,6 +61,7 @@ class Passkeys(MethodView):
     @require()
     @blp.arguments(PasskeyCreateSchema)
     @blp.response(201, PasskeyReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Finish adding a passkey with the phone's attestation"""
         return registration.register_passkey(user=_me(), credential=data["credential"],
@@ -76,6 +79,7 @@ class Passkey(MethodView):
 
     @require()
     @blp.response(204)
+    @answers(409)
     def delete(self, passkey_id: uuid.UUID) -> None:
         """Remove one of my passkeys (refused when it is the last way to sign in)"""
         services.remove_passkey(user=_me(), passkey_id=passkey_id, ip=request.remote_addr)
@@ -96,6 +100,7 @@ class SignIn(MethodView):
     @public
     @blp.arguments(PasskeySignInCreateSchema)
     @blp.response(200, TokenReadSchema)
+    @answers(401, 403)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Sign in with the phone's passkey assertion (no two-factor step follows)"""
         session = {"device_name": data["device_name"], "platform": data["platform"], "ip": request.remote_addr,

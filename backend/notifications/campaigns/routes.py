@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from backend.common.access import current_principal, require
 from backend.common.idempotency import idempotent
+from backend.common.openapi import answers
 from backend.common.pagination import page_schema, paginate
 from backend.extensions import db
 from backend.notifications.campaigns import preview, services, stats
@@ -69,6 +70,7 @@ class CampaignItem(MethodView):
     @require("marketer")
     @blp.arguments(CampaignUpdateSchema)
     @blp.response(200, CampaignReadSchema)
+    @answers(409)
     def patch(self, data: dict[str, Any], campaign_id: uuid.UUID) -> dict[str, Any]:
         """Edit a draft, or a scheduled campaign before its first send"""
         return _read(services.update_campaign(db.session, campaign_id=campaign_id, data=data))
@@ -99,6 +101,7 @@ class CampaignLaunch(MethodView):
     @require("marketer")
     @blp.arguments(CampaignLaunchSchema)
     @blp.response(200, CampaignReadSchema)
+    @answers(409)
     def post(self, data: dict[str, Any], campaign_id: uuid.UUID) -> dict[str, Any]:
         """Launch: now, at a UTC instant, or at a wall-clock time in each recipient's zone"""
         return _read(services.launch_campaign(db.session, campaign_id=campaign_id, schedule=data.get("schedule")))
@@ -108,6 +111,7 @@ class CampaignLaunch(MethodView):
 class CampaignPause(MethodView):
     @require("marketer")
     @blp.response(200, CampaignReadSchema)
+    @answers(409)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Pause sending (resumable)"""
         return _read(services.pause_campaign(db.session, campaign_id=campaign_id))
@@ -117,6 +121,7 @@ class CampaignPause(MethodView):
 class CampaignResume(MethodView):
     @require("marketer")
     @blp.response(200, CampaignReadSchema)
+    @answers(409)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Resume a paused campaign"""
         return _read(services.resume_campaign(db.session, campaign_id=campaign_id))
@@ -126,6 +131,7 @@ class CampaignResume(MethodView):
 class CampaignCancel(MethodView):
     @require("marketer")
     @blp.response(200, CampaignReadSchema)
+    @answers(409)
     def post(self, campaign_id: uuid.UUID) -> dict[str, Any]:
         """Cancel: waiting deliveries are marked cancelled"""
         return _read(services.cancel_campaign(db.session, campaign_id=campaign_id))
