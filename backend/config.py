@@ -51,6 +51,9 @@ def _sha256_fingerprints(raw: str) -> list[bytes]:
     return found
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration variable: its name, parser, default and meaning."""
@@ -109,6 +112,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_UPLOAD_EXPIRY_S", int, "86400", "an upload not completed this long after it was asked for is aborted and its parts removed"),
     Setting("MEDIA_DOWNLOAD_URL_TTL_S", int, "300", "lifetime of signed media download/playback URLs"),
     Setting("MEDIA_PROCESSING_STALE_S", int, "1800", "a media item processing this long without progress is retried, then failed"),
+    Setting("VIDEO_TIME_LIMIT_S", int, "540", "wall-clock limit of one video's ffmpeg run (killed past it; keep below JOB_TIMEOUT_S)"),
+    Setting("VIDEO_MAX_OUTPUT_BYTES", int, "4294967296", "most bytes one video's transcode may write (ladder, fallback, images)"),
+    Setting("VIDEO_PRESET", str, "veryfast", "x264 preset of the HLS ladder (slower: smaller files, more CPU)"),
+    Setting("VIDEO_NICE", int, "10", "CPU niceness of ffmpeg, so API processes on the same machine stay responsive"),
     Setting("MAIL_BACKEND", str, "outbox", "`smtp` or `outbox` (stores mails in the database for the console)"),
     Setting("SMTP_HOST", str, "localhost", "SMTP server host"),
     Setting("SMTP_PORT", int, "25", "SMTP server port"),
@@ -187,6 +194,10 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         errors.append("STORAGE_BACKEND: must be local or s3")
     if config["STORAGE_BACKEND"] == "s3" and not config["S3_BUCKET"]:
         errors.append("S3_BUCKET: required when STORAGE_BACKEND=s3")
+    if config["VIDEO_TIME_LIMIT_S"] >= config["JOB_TIMEOUT_S"]:
+        errors.append("VIDEO_TIME_LIMIT_S: must be below JOB_TIMEOUT_S (the job must outlive its ffmpeg)")
+    if config["VIDEO_PRESET"] not in X264_PRESETS:
+        errors.append(f"VIDEO_PRESET: one of {', '.join(X264_PRESETS)}")
     if config["PUSH_BACKEND"] == "fcm" and not config["FCM_CREDENTIALS_FILE"]:
         errors.append("FCM_CREDENTIALS_FILE: required when PUSH_BACKEND=fcm")
     for name in ("DATABASE_URL", "REDIS_URL"):

@@ -32,3 +32,17 @@ def silent_clip(clips: Path) -> Path:
 @pytest.fixture(scope="session")
 def rotated_clip(clips: Path) -> Path:
     return make_rotated_clip(clips / "rotated.mp4", width=640, height=360, seconds=2)
+
+
+# The media suite's fixtures: the app once per store (local folder, S3 through moto), users, uploads.
+from tests.media.conftest import (  # noqa: E402, F401
+    app,
+    auth_headers,
+    headers,
+    make_user,
+    run_media_jobs,
+    s3_endpoint,
+    transfer,
+    upload,
+    user,
+)

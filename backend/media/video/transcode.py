@@ -27,7 +27,7 @@ from backend.media.video.ladder import Rendition, choose_renditions, fallback_re
 from backend.media.video.probe import VideoProbe, input_url, probe_video
 from backend.media.video.progress import ProgressReader
 from backend.media.video.runner import RunLimits, run_limited
-from backend.media.video.storyboard import plan_storyboard, storyboard_vtt
+from backend.media.video.storyboard import StoryboardLayout, plan_storyboard, storyboard_vtt
 
 FALLBACK = "fallback.mp4"
 STORYBOARD_VTT = "storyboard.vtt"
@@ -62,7 +62,14 @@ class TranscodeResult:
     poster: str
     storyboard_sprite: str
     storyboard_vtt: str
+    fallback_rendition: str
+    storyboard: StoryboardLayout
     files: list[str] = field(default_factory=list)
+
+    @property
+    def renditions_by_name(self) -> dict[str, Rendition]:
+        """The renditions keyed by name (``360p``...)."""
+        return {r.name: r for r in self.renditions}
 
 
 def check_limits(probe: VideoProbe, limits: VideoLimits) -> None:
@@ -95,11 +102,14 @@ def _make_fallback(out_dir: Path, rendition: Rendition, limits: VideoLimits) -> 
 
 def transcode(
     source: Path, out_dir: Path, *, limits: VideoLimits | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None, probe: VideoProbe | None = None,
 ) -> TranscodeResult:
-    """Make the HLS ladder, MP4 fallback, poster and storyboard of ``source`` in ``out_dir``."""
+    """Make the HLS ladder, MP4 fallback, poster and storyboard of ``source`` in ``out_dir``.
+
+    Pass ``probe`` when the caller has probed ``source`` already (it is not probed twice).
+    """
     limits = limits or VideoLimits()
-    probe = probe_video(source)
+    probe = probe or probe_video(source)
     check_limits(probe, limits)
     renditions = choose_renditions(probe)
     layout = plan_storyboard(duration_s=probe.duration_s, width=probe.width, height=probe.height)
@@ -109,7 +119,8 @@ def transcode(
     report = on_progress or (lambda _percent: None)
     reader = ProgressReader(duration_s=probe.duration_s, report=lambda p: report(p * ENCODE_SHARE // 100))
     run_limited(build_command(plan), output_dir=out_dir, limits=limits.run_limits(), on_line=reader.feed)
-    _make_fallback(out_dir, fallback_rendition(renditions), limits)
+    fallback = fallback_rendition(renditions)
+    _make_fallback(out_dir, fallback, limits)
     (out_dir / STORYBOARD_VTT).write_text(
         storyboard_vtt(layout, duration_s=probe.duration_s, sprite_url=STORYBOARD_SPRITE), encoding="utf-8")
     report(99)
@@ -118,5 +129,5 @@ def transcode(
         probe=probe, renditions=renditions, master=f"{HLS_DIR}/{MASTER}",
         variant_playlists={r.name: f"{HLS_DIR}/{r.name}/{VARIANT_PLAYLIST}" for r in renditions},
         fallback=FALLBACK, poster=POSTER, storyboard_sprite=STORYBOARD_SPRITE, storyboard_vtt=STORYBOARD_VTT,
-        files=files,
+        fallback_rendition=fallback.name, storyboard=layout, files=files,
     )

@@ -1,0 +1,97 @@
+"""The video processor of the media pipeline: ``process(ctx)`` for items of the video family.
+
+It checks the bytes (magic numbers, no active content), probes (the container must be the
+type the bytes claim), transcodes within the kind's policy and the VIDEO_* settings, then
+stores every file under the item's prefix: segments and variant playlists first, the
+master playlist last among the HLS files, so the variants it names exist once it does.
+Bad input and a run that cannot finish (time or size limit, ffmpeg error) fail the item
+with a reason; a storage error propagates, so the job is retried.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from PIL import Image
+
+from backend.media.images.placeholder import placeholder_of
+from backend.media.images.variants import check_bytes
+from backend.media.policies import KindPolicy
+from backend.media.processing import MediaRejected, ProcessingContext, ProcessingResult
+from backend.media.video.errors import TranscodeFailed, VideoRejected
+from backend.media.video.probe import probe_video
+from backend.media.video.transcode import TranscodeResult, VideoLimits, check_limits, transcode
+
+log = logging.getLogger(__name__)
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+CONTENT_TYPES = {".m3u8": PLAYLIST_TYPE, ".ts": "video/mp2t", ".mp4": "video/mp4", ".jpg": "image/jpeg",
+                 ".vtt": "text/vtt"}
+# Which container the sniffed type must probe as (a WebM header over an MP4 body is refused).
+CONTAINER_OF_TYPE = {"video/mp4": "mov", "video/quicktime": "mov", "video/webm": "matroska"}
+ENCODE_SHARE = 90  # percent of the progress bar the transcode takes; storing takes the rest
+
+
+def limits_for(policy: KindPolicy, config: Any) -> VideoLimits:
+    """The kind's duration and size limits with the VIDEO_* run limits."""
+    return VideoLimits(max_duration_s=policy.max_duration_s, max_dimension=policy.max_dimension,
+                       time_limit_s=config["VIDEO_TIME_LIMIT_S"], max_output_bytes=config["VIDEO_MAX_OUTPUT_BYTES"],
+                       preset=config["VIDEO_PRESET"], nice=config["VIDEO_NICE"])
+
+
+def process(ctx: ProcessingContext) -> ProcessingResult:
+    """Transcode ``ctx.source_path`` and store the ladder, fallback, poster and storyboard."""
+    detected = check_bytes(ctx.source_path, allowed=ctx.policy.content_types)
+    limits = limits_for(ctx.policy, current_app.config)
+    out = ctx.work_dir / "video"
+    try:
+        probe = probe_video(ctx.source_path)
+        if CONTAINER_OF_TYPE.get(detected) != probe.container:
+            raise VideoRejected("type_mismatch", f"{detected} probed as {probe.container}")
+        check_limits(probe, limits)
+        made = transcode(ctx.source_path, out, limits=limits, probe=probe,
+                         on_progress=lambda percent: ctx.report_progress(percent * ENCODE_SHARE / 100))
+    except VideoRejected as exc:
+        raise MediaRejected(exc.reason) from None
+    except TranscodeFailed as exc:
+        log.warning("video %s: %s", ctx.media_id, exc)
+        raise MediaRejected(exc.reason) from None
+    variants = _store_all(ctx, out, made)
+    return ProcessingResult(variants=variants, detected_type=detected, width=probe.width, height=probe.height,
+                            duration_s=round(probe.duration_s, 3), placeholder=_placeholder(out / made.poster))
+
+
+def _store_all(ctx: ProcessingContext, out: Path, made: TranscodeResult) -> dict[str, dict[str, Any]]:
+    """Store every made file (the master playlist after all it names); returns the variants."""
+    firsts = [name for name in made.files if name != made.master]
+    names = [*firsts, made.master]
+    keys: dict[str, str] = {}
+    for done, name in enumerate(names, start=1):
+        keys[name] = ctx.store(name, out / name, content_type=CONTENT_TYPES[Path(name).suffix])
+        ctx.report_progress(ENCODE_SHARE + (99 - ENCODE_SHARE) * done / len(names))
+    fallback = made.renditions_by_name[made.fallback_rendition]
+    largest = made.renditions[-1]
+
+    def variant(name: str, **extra: Any) -> dict[str, Any]:
+        return {"key": keys[name], "content_type": CONTENT_TYPES[Path(name).suffix],
+                "bytes": (out / name).stat().st_size, **extra}
+
+    return {
+        "hls": variant(made.master, width=largest.width, height=largest.height, renditions=[
+            {"name": r.name, "width": r.width, "height": r.height, "video_kbps": r.video_kbps,
+             "playlist_key": keys[made.variant_playlists[r.name]]} for r in made.renditions]),
+        "mp4": variant(made.fallback, width=fallback.width, height=fallback.height),
+        "poster": variant(made.poster, width=largest.width, height=largest.height),
+        "storyboard": variant(made.storyboard_sprite, width=made.storyboard.sprite_size[0],
+                              height=made.storyboard.sprite_size[1]),
+        "storyboard_vtt": variant(made.storyboard_vtt),
+    }
+
+
+def _placeholder(poster: Path) -> str | None:
+    """The media domain's placeholder, made from the poster frame."""
+    with Image.open(poster) as image:
+        image.load()
+        return placeholder_of(image.convert("RGB"))
