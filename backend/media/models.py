@@ -16,6 +16,8 @@ KINDS = ("avatar", "photo", "video")
 STATUSES = ("uploading", "pending", "processing", "ready", "failed", "aborted", "expired")
 # none: served when ready; quarantined: held until a moderator decides; removed: never served.
 MODERATION_STATES = ("none", "quarantined", "approved", "removed")
+# private: only the owner gets URLs; users: any signed-in user may (when servable).
+VISIBILITIES = ("private", "users")
 
 
 class Media(TimestampMixin, Base):
@@ -26,6 +28,7 @@ class Media(TimestampMixin, Base):
         CheckConstraint(f"kind IN {KINDS!r}", name="kind_known"),
         CheckConstraint(f"status IN {STATUSES!r}", name="status_known"),
         CheckConstraint(f"moderation IN {MODERATION_STATES!r}", name="moderation_known"),
+        CheckConstraint(f"visibility IN {VISIBILITIES!r}", name="visibility_known"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_percent"),
         CheckConstraint("size_bytes > 0", name="size_positive"),
         # "list mine, newest first" and the quota sum read the owner's rows by this index.
@@ -40,6 +43,7 @@ class Media(TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="uploading", server_default="uploading")
     moderation: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    visibility: Mapped[str] = mapped_column(String(16), default="private", server_default="private")
     progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failure_reason: Mapped[str | None] = mapped_column(Text)
     declared_type: Mapped[str] = mapped_column(String(100))

@@ -9,12 +9,15 @@ from flask_smorest import Blueprint
 from backend.common.access import current_principal, require
 from backend.common.pagination import page_schema, paginate
 from backend.extensions import db
-from backend.media import library, uploads
+from backend.media import delivery, library, uploads
+from backend.media.errors import WrongState
 from backend.media.models import Media
 from backend.media.schemas import (
+    DeliveryReadSchema,
     MediaCreateSchema,
     MediaQueryArgsSchema,
     MediaReadSchema,
+    MediaUpdateSchema,
     MediaUploadReadSchema,
     UploadQueryArgsSchema,
     UploadReadSchema,
@@ -58,10 +61,33 @@ class MediaResource(MethodView):
         return library.get_media(db.session, owner_id=_me(), media_id=media_id)
 
     @require()
+    @blp.arguments(MediaUpdateSchema)
+    @blp.response(200, MediaReadSchema)
+    def patch(self, data, media_id):
+        """Share an item with signed-in users, or make it private again"""
+        return delivery.set_visibility(db.session, owner_id=_me(), media_id=media_id, **data)
+
+    @require()
     @blp.response(204)
     def delete(self, media_id):
         """Delete a media item and every stored object of it"""
         library.delete_media(db.session, owner_id=_me(), media_id=media_id)
+
+
+@blp.route("/<uuid:media_id>/delivery")
+class MediaDelivery(MethodView):
+    @require()
+    @blp.response(200, DeliveryReadSchema)
+    @blp.alt_response(409, response="CONFLICT", description="media_not_servable: not ready, or held by moderation")
+    def get(self, media_id):
+        """Signed URLs of my item, or of an item shared with signed-in users"""
+        me = _me()
+        media = delivery.viewable_media(db.session, viewer_id=me, media_id=media_id)
+        body = delivery.delivery_of(media, for_owner=media.owner_id == me)
+        if body is None:
+            raise WrongState("This media cannot be served now.", code="media_not_servable",
+                             details={"status": media.status, "quarantined": media.moderation == "quarantined"})
+        return body
 
 
 @blp.route("/<uuid:media_id>/upload")

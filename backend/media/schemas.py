@@ -1,10 +1,13 @@
 """Request and response shapes of the media API."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from backend.common.pagination import PageQueryArgsSchema
-from backend.media.models import KINDS, STATUSES
+from backend.media.delivery import delivery_of
+from backend.media.models import KINDS, STATUSES, VISIBILITIES
 
 
 class MediaCreateSchema(Schema):
@@ -40,6 +43,26 @@ class VariantReadSchema(Schema):
     bytes = fields.Integer(allow_none=True)
 
 
+class DeliveredVariantSchema(Schema):
+    url = fields.String()
+    content_type = fields.String(allow_none=True)
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
+
+
+class DeliveryReadSchema(Schema):
+    """Short-lived signed URLs, one per object."""
+
+    expires_at = fields.DateTime()
+    variants = fields.Dict(keys=fields.String(), values=fields.Nested(DeliveredVariantSchema))
+    original = fields.String(allow_none=True, metadata={"description": "the upload itself (owner only, as a download)"})
+
+
+class MediaUpdateSchema(Schema):
+    visibility = fields.String(required=True, validate=validate.OneOf(VISIBILITIES),
+                               metadata={"description": "private (default) or users: any signed-in user may view"})
+
+
 class MediaReadSchema(Schema):
     """A media item of the caller."""
 
@@ -48,6 +71,7 @@ class MediaReadSchema(Schema):
     status = fields.String(metadata={"description": "uploading, pending, processing, ready, failed, aborted, expired"})
     progress = fields.Integer(metadata={"description": "processing progress in percent"})
     failure_reason = fields.String(allow_none=True)
+    visibility = fields.String()
     quarantined = fields.Function(lambda m: m.moderation == "quarantined")
     removed = fields.Function(lambda m: m.moderation == "removed")
     content_type = fields.Function(lambda m: m.detected_type or m.declared_type)
@@ -59,9 +83,15 @@ class MediaReadSchema(Schema):
     placeholder = fields.String(allow_none=True, metadata={"description": "blurhash to paint before the image loads"})
     variants = fields.Function(lambda m: {name: {k: v.get(k) for k in ("content_type", "width", "height", "bytes")}
                                           for name, v in (m.variants or {}).items()})
+    delivery = fields.Method("_delivery", metadata={
+        "description": "signed URLs (as from GET /delivery) when ready and not held by moderation, else null"})
     created_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
     ready_at = fields.DateTime(allow_none=True)
+
+    def _delivery(self, media: Any) -> dict[str, Any] | None:
+        found = delivery_of(media, for_owner=True)
+        return DeliveryReadSchema().dump(found) if found else None
 
 
 class PresignedRequestSchema(Schema):
