@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from backend.analytics import partitions
+from backend.analytics import active_counts, partitions
 from backend.extensions import db
 
 
@@ -26,3 +26,20 @@ def prune_event_ids() -> int:
     removed = partitions.prune_event_ids(db.session, keep_days=current_app.config["ANALYTICS_MAX_EVENT_AGE_DAYS"] + 1)
     db.session.commit()
     return removed
+
+
+def refresh_recent_active_counts() -> int:
+    """Recount the periods of the last two days (today's too), and any older period never counted."""
+    now = datetime.now(UTC)
+    written = active_counts.refresh(db.session, since=(now - timedelta(days=1)).date(), now=now)
+    db.session.commit()
+    return written
+
+
+def refresh_late_active_counts() -> int:
+    """Recount every period that late events can still change (the oldest accepted age)."""
+    now = datetime.now(UTC)
+    since = (now - timedelta(days=current_app.config["ANALYTICS_MAX_EVENT_AGE_DAYS"] + 1)).date()
+    written = active_counts.refresh(db.session, since=since, now=now)
+    db.session.commit()
+    return written

@@ -20,6 +20,8 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("reconcile-deliveries", "jobs.delivery.reconcile_deliveries", timedelta(seconds=30)),
     Periodic("maintain-event-partitions", "jobs.analytics.maintain_event_partitions", timedelta(hours=6)),
     Periodic("prune-analytics-event-ids", "jobs.analytics.prune_event_ids", timedelta(hours=1)),
+    Periodic("refresh-recent-active-counts", "jobs.analytics.refresh_recent_active_counts", timedelta(minutes=10)),
+    Periodic("refresh-late-active-counts", "jobs.analytics.refresh_late_active_counts", timedelta(hours=6)),
     Periodic("reconcile-transactional-pushes", "jobs.push.reconcile_transactional_pushes", timedelta(minutes=1)),
     Periodic("clean-up-media", "jobs.media.clean_up_media", timedelta(minutes=10)),
 )

@@ -99,3 +99,18 @@ class AnalyticsUserDay(Base):
     events: Mapped[int] = mapped_column(Integer, nullable=False)
     platform: Mapped[str | None] = mapped_column(String(16), nullable=True)
     app_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AnalyticsActiveCount(Base):
+    """Cache of distinct active persons per day/week/month, refreshed by a periodic job.
+
+    Computed from ``analytics_user_days``; queries read a period here when its row is
+    fresh enough and count the roll-up live otherwise (see ``queries/actives.py``).
+    """
+
+    __tablename__ = "analytics_active_counts"
+
+    interval: Mapped[str] = mapped_column(String(5), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    actives: Mapped[int] = mapped_column(Integer, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

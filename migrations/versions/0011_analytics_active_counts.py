@@ -1,0 +1,26 @@
+"""analytics: cached active counts per day, week and month
+
+Revision ID: 0011_analytics_active_counts
+Revises: 0010_media
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0011_analytics_active_counts'
+down_revision = '0010_media'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('analytics_active_counts',
+    sa.Column('interval', sa.String(length=5), nullable=False),
+    sa.Column('period', sa.Date(), nullable=False),
+    sa.Column('actives', sa.Integer(), nullable=False),
+    sa.Column('computed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('interval', 'period', name=op.f('pk_analytics_active_counts'))
+    )
+
+
+def downgrade():
+    op.drop_table('analytics_active_counts')

@@ -1,0 +1,50 @@
+"""Cached active counts (used when final or fresh, else counted live) and the roll-up rebuild command."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import text
+
+from backend.analytics import active_counts, queries
+from backend.extensions import db
+from tests.analytics.test_queries import history  # noqa: F401 - the known history fixture
+
+
+def _cache(interval: str, period: date, actives: int, computed_at: datetime) -> None:
+    active_counts.store(db.session, interval=interval, counts={period: actives}, now=computed_at)
+
+
+def test_actives_use_final_or_fresh_cached_counts_and_count_the_rest_live(history, db_session):  # noqa: F811
+    now = datetime(2026, 6, 3, 12, tzinfo=UTC)
+    _cache("day", date(2026, 6, 1), 41, datetime(2026, 6, 2, 0, 5, tzinfo=UTC))  # after the day closed: final
+    _cache("day", date(2026, 6, 2), 42, datetime(2026, 6, 2, 18, tzinfo=UTC))  # before it closed, and stale
+    _cache("day", date(2026, 6, 3), 43, now - timedelta(minutes=5))  # running, but fresh
+    result = queries.actives(db.session, interval="day", start=date(2026, 6, 1), end=date(2026, 6, 4), now=now)
+    assert [n for _, n in result.series] == [41, 2, 43, 1]
+    assert result.as_of == datetime(2026, 6, 2, 0, 5, tzinfo=UTC)
+
+
+def test_refresh_counts_every_period_and_the_answer_matches_live(history, db_session):  # noqa: F811
+    now = datetime(2026, 6, 12, tzinfo=UTC)
+    live = {i: queries.actives(db.session, interval=i, start=date(2026, 5, 25), end=date(2026, 6, 12), now=now).series
+            for i in ("day", "week", "month")}
+    written = active_counts.refresh(db.session, since=date(2026, 6, 11), now=now)
+    assert written > 0
+    stored = db.session.execute(text("SELECT count(*) FROM analytics_active_counts WHERE interval = 'day'")).scalar()
+    assert stored == 12  # 2026-06-01 (first activity) .. 2026-06-12
+    for interval, series in live.items():
+        cached = queries.actives(db.session, interval=interval, start=date(2026, 5, 25), end=date(2026, 6, 12), now=now)
+        assert cached.series == series and cached.as_of == now
+
+
+def test_rebuild_rollups_command_recomputes_user_days_from_events(app, history, db_session):  # noqa: F811
+    db.session.execute(text("DELETE FROM analytics_user_days"))
+    db.session.execute(text("UPDATE analytics_persons SET first_seen_at = now()"))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["analytics", "rebuild-rollups", "--since", "2026-05-01"])
+    assert result.exit_code == 0, result.output
+    assert "user_days: 6" in result.output
+    series = queries.actives(db.session, interval="day", start=date(2026, 6, 1), end=date(2026, 6, 4)).series
+    assert [n for _, n in series] == [1, 2, 0, 1]
+    first = db.session.execute(text("SELECT min(first_seen_at) FROM analytics_persons")).scalar()
+    assert first.date() == date(2026, 6, 1)
