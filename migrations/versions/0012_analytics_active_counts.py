@@ -1,13 +1,13 @@
 """analytics: cached active counts per day, week and month
 
-Revision ID: 0011_analytics_active_counts
-Revises: 0010_media
+Revision ID: 0012_analytics_active_counts
+Revises: 0011_media_visibility
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_analytics_active_counts'
-down_revision = '0010_media'
+revision = '0012_analytics_active_counts'
+down_revision = '0011_media_visibility'
 branch_labels = None
 depends_on = None
 
