@@ -1,11 +1,12 @@
 """The video processor of the media pipeline: ``process(ctx)`` for items of the video family.
 
-It checks the bytes (magic numbers, no active content), probes (the container must be the
-type the bytes claim), transcodes within the kind's policy and the VIDEO_* settings, then
-stores every file under the item's prefix: segments and variant playlists first, the
-master playlist last among the HLS files, so the variants it names exist once it does.
-Bad input and a run that cannot finish (time or size limit, ffmpeg error) fail the item
-with a reason; a storage error propagates, so the job is retried.
+The seam has judged the bytes (``ctx.detected_type``); this adds the polyglot check (no
+markup at the end), probes (the container must be the type the bytes claim), transcodes
+within the kind's policy and the VIDEO_* settings, then stores every file under the
+item's prefix: segments and variant playlists first, the master playlist last among the
+HLS files, so the variants it names exist once it does. Bad input and a run that cannot
+finish (time or size limit, ffmpeg error) fail the item with a reason; a storage error
+propagates, so the job is retried.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from typing import Any
 from flask import current_app
 from PIL import Image
 
+from backend.media.errors import MediaRejected
 from backend.media.images.placeholder import placeholder_of
-from backend.media.images.variants import check_bytes
 from backend.media.policies import KindPolicy
-from backend.media.processing import MediaRejected, ProcessingContext, ProcessingResult
+from backend.media.processing import ProcessingContext, ProcessingResult
+from backend.media.sniff import tail_is_active
 from backend.media.video.errors import TranscodeFailed, VideoRejected
 from backend.media.video.probe import probe_video
 from backend.media.video.transcode import TranscodeResult, VideoLimits, check_limits, transcode
@@ -43,7 +45,9 @@ def limits_for(policy: KindPolicy, config: Any) -> VideoLimits:
 
 def process(ctx: ProcessingContext) -> ProcessingResult:
     """Transcode ``ctx.source_path`` and store the ladder, fallback, poster and storyboard."""
-    detected = check_bytes(ctx.source_path, allowed=ctx.policy.content_types)
+    detected = ctx.detected_type
+    if tail_is_active(ctx.source_path):
+        raise MediaRejected("active_content")  # a polyglot: a video at the start, a page at the end
     limits = limits_for(ctx.policy, current_app.config)
     out = ctx.work_dir / "video"
     try:
