@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from backend.common.access import current_principal, require
+from backend.common.openapi import answers
 from backend.common.pagination import page_schema, paginate
 from backend.extensions import db
 from backend.media import delivery, library, uploads
@@ -45,7 +46,7 @@ class MediaCollection(MethodView):
     @require()
     @blp.arguments(MediaCreateSchema)
     @blp.response(201, MediaUploadReadSchema)
-    @blp.alt_response(409, response="CONFLICT", description="quota_exceeded: the upload would not fit")
+    @answers(409)  # quota_exceeded: the upload would not fit
     def post(self, data):
         """Ask for an upload: a presigned PUT, or presigned parts of a multipart upload"""
         state = uploads.request_upload(db.session, owner_id=_me(), **data)
@@ -78,7 +79,7 @@ class MediaResource(MethodView):
 class MediaDelivery(MethodView):
     @require()
     @blp.response(200, DeliveryReadSchema)
-    @blp.alt_response(409, response="CONFLICT", description="media_not_servable: not ready, or held by moderation")
+    @answers(409)  # media_not_servable: not ready, or held by moderation
     def get(self, media_id):
         """Signed URLs of my item, or of an item shared with signed-in users"""
         me = _me()
@@ -95,7 +96,7 @@ class MediaUpload(MethodView):
     @require()
     @blp.arguments(UploadQueryArgsSchema, location="query")
     @blp.response(200, UploadReadSchema)
-    @blp.alt_response(409, response="CONFLICT", description="media_wrong_state: the upload is no longer open")
+    @answers(409)  # media_wrong_state: the upload is no longer open
     def get(self, args, media_id):
         """Resume: the parts already stored and fresh URLs for the rest"""
         state = uploads.upload_state(db.session, owner_id=_me(), media_id=media_id,
@@ -104,7 +105,7 @@ class MediaUpload(MethodView):
 
     @require()
     @blp.response(204)
-    @blp.alt_response(409, response="CONFLICT", description="media_wrong_state: already complete")
+    @answers(409)  # media_wrong_state: already complete
     def delete(self, media_id):
         """Abort an upload in progress (its parts are removed, its quota freed)"""
         uploads.abort_upload(db.session, owner_id=_me(), media_id=media_id)
@@ -114,9 +115,7 @@ class MediaUpload(MethodView):
 class MediaComplete(MethodView):
     @require()
     @blp.response(200, MediaReadSchema)
-    @blp.alt_response(409, response="CONFLICT",
-                      description="upload_incomplete, quota_exceeded or media_wrong_state (abandoned)")
-    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="size_mismatch")
+    @answers(409, 422)  # upload_incomplete, quota_exceeded, media_wrong_state; size_mismatch
     def post(self, media_id):
         """Complete the upload: the bytes are checked, then validated and processed in the background"""
         return uploads.complete_upload(db.session, owner_id=_me(), media_id=media_id)
