@@ -5,10 +5,12 @@ from flask_caching import Cache
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
-from backend.common.db import Base
+from backend.common.db import Base, Session
 
 # create_savepoint: a session joined to a connection already in a transaction (tests)
 # turns its commit/rollback into savepoint operations; with an engine it changes nothing.
-db = SQLAlchemy(model_class=Base, session_options={"join_transaction_mode": "create_savepoint"})
+# Session: commits can be held so that a request's work commits once (idempotency).
+db = SQLAlchemy(model_class=Base, session_options={"join_transaction_mode": "create_savepoint",
+                                                   "class_": Session})
 migrate = Migrate()
 cache = Cache()

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import DateTime, MetaData, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -21,6 +24,35 @@ class Base(DeclarativeBase):
     """Base of every model: shared metadata with named constraints."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_HOLD_COMMITS = "groundwork.hold_commits"
+
+
+class Session(FlaskSession):
+    """Flask-SQLAlchemy's session, whose ``commit()`` a caller may hold (``held_commits``)."""
+
+    def commit(self) -> None:
+        if self.info.get(_HOLD_COMMITS):
+            self.flush()  # the service's work joins the caller's one transaction
+            return
+        super().commit()
+
+
+@contextmanager
+def held_commits(session: Session | scoped_session) -> Iterator[Session]:
+    """Inside, a service's ``commit()`` only flushes: the caller commits all of it at once.
+
+    Used where the work and a record of it must commit together or not at all (an
+    idempotency key and its stored answer). Jobs enqueued after commit wait for the
+    caller's real commit, as they should.
+    """
+    current = session() if isinstance(session, scoped_session) else session
+    current.info[_HOLD_COMMITS] = True
+    try:
+        yield current
+    finally:
+        current.info.pop(_HOLD_COMMITS, None)
 
 
 def utcnow() -> datetime:

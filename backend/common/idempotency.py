@@ -1,8 +1,13 @@
 """``Idempotency-Key`` on creating POSTs: same key and body → the stored answer.
 
-The key is claimed in its own committed row before the view runs, so a concurrent
-duplicate sees it and gets 409 instead of creating twice. Answers that a retry could
-change (409, 429, 5xx) are not stored: the key is released and the client may retry.
+The key, the view's work and the stored answer commit in ONE transaction: the key is
+claimed first (a concurrent duplicate's claim waits on the row until this transaction
+ends, then replays the answer), the view's own ``commit()`` calls are held
+(``held_commits``), and the answer is written before the single commit. So a failure
+anywhere (PostgreSQL restarted mid-request, a crash) leaves neither the work nor the
+key behind, and the client's retry with the same key does the work exactly once; a
+committed key always has its answer. Answers that a retry could change (409, 429, 5xx)
+are not stored: the key is released and the client may retry.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
-from backend.common.db import utcnow
+from backend.common.db import held_commits, utcnow
 from backend.common.errors import Conflict, ValidationFailed
 from backend.common.models import IdempotencyKey
 from backend.common.openapi import answers
@@ -65,21 +70,19 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             .on_conflict_do_nothing()
             .returning(IdempotencyKey.key)
         ).first()
-        db.session.commit()
         if claimed is None:
+            db.session.rollback()
             return _replay(db, scope, key, digest)
         try:
-            response = current_app.make_response(view(*args, **kwargs))
+            with held_commits(db.session):
+                response = current_app.make_response(view(*args, **kwargs))
         except BaseException:
-            _release(db, scope, key)
+            db.session.rollback()  # the claim goes with the work: the retry starts afresh
             raise
         if response.status_code in _UNSTORED or response.status_code >= 500:
             _release(db, scope, key)
             return response
-        record = db.session.get(IdempotencyKey, (scope, key))
-        record.status_code = response.status_code
-        record.response_body = response.get_data()
-        record.response_headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+        _store(db, scope, key, digest, response)
         db.session.commit()
         return response
 
@@ -103,9 +106,19 @@ def _replay(db: Any, scope: str, key: str, digest: str) -> Response:
 
 
 def _release(db: Any, scope: str, key: str) -> None:
-    db.session.rollback()
+    """Keep what the view did, without the key (a retry may get another answer)."""
     db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key))
     db.session.commit()
+
+
+def _store(db: Any, scope: str, key: str, digest: str, response: Response) -> None:
+    """Write the answer beside the claim (or claim again, if the view rolled its claim back)."""
+    answer = {"status_code": response.status_code, "response_body": response.get_data(),
+              "response_headers": {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}}
+    db.session.execute(
+        insert(IdempotencyKey).values(scope=scope, key=key, request_hash=digest, **answer)
+        .on_conflict_do_update(index_elements=[IdempotencyKey.scope, IdempotencyKey.key], set_=answer)
+    )
 
 
 def purge_expired_keys(session: Any) -> int:
