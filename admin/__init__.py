@@ -15,6 +15,7 @@ def console_views() -> list:
     """Every console view, in menu order (the access-matrix test walks this list)."""
     from admin.audit_log import AuditLogView
     from admin.campaigns import CampaignsView
+    from admin.dashboards import DashboardsView
     from admin.jobs import JobsView
     from admin.outboxes import MailOutboxView, PushOutboxView
     from admin.users import UsersView
@@ -22,6 +23,7 @@ def console_views() -> list:
     return [
         UsersView(name="Users", endpoint="console_users", url="/admin/users"),
         CampaignsView(name="Campaigns", endpoint="console_campaigns", url="/admin/campaigns"),
+        DashboardsView(name="Dashboards", endpoint="console_dashboards", url="/admin/dashboards"),
         JobsView(name="Jobs", endpoint="console_jobs", url="/admin/jobs"),
         AuditLogView(name="Audit log", endpoint="console_audit", url="/admin/audit"),
         MailOutboxView(name="Mail outbox", endpoint="console_mail_outbox", url="/admin/outbox/mail"),

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from admin import campaign_forms as forms
 from admin.access import StaffView, console_action, console_form, current_actor
 from admin.charts import bar_chart
+from admin.dashboards import attribution_view, window_arg
 from backend.audit.services import audited
 from backend.common.errors import DomainError
 from backend.common.pagination import paginate
@@ -93,8 +94,12 @@ class CampaignsView(StaffView):
             flash(exc.message, "error")
             return redirect(url_for(".index"))
         campaign = campaigns.get_campaign(db.session, campaign_id=campaign_id)
+        event = request.args.get("event", "").strip()
+        window = window_arg(72)
+        shown = attribution_view(campaign_id, event, window) if event else None
         return self.render("console/campaigns/stats.html", campaign=campaign, stats=stats, charts=_charts(stats),
-                           statuses=_STATUS_ORDER, live=campaign.status in ("scheduled", "running"))
+                           statuses=_STATUS_ORDER, live=campaign.status in ("scheduled", "running") and not event,
+                           event=event, window_h=window.total_seconds() / 3600, shown=shown)
 
     @expose("/estimate")
     def estimate(self) -> Response:

@@ -8,6 +8,7 @@ from admin.access import STAFF_ROLES, StaffView, current_actor
 DESCRIPTIONS = {
     "console_users": "Search accounts; suspend, verify, sign out, delete.",
     "console_campaigns": "Build, preview, test-send, schedule and watch push campaigns.",
+    "console_dashboards": "Actives, retention, funnels and what each campaign converted.",
     "console_jobs": "Queue depths, failed jobs, scheduled and periodic work.",
     "console_audit": "Every staff action, with before and after values.",
     "console_mail_outbox": "Mails the outbox backend kept instead of sending.",
