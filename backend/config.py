@@ -80,6 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONTENT_LENGTH", int, "1048576", "largest request body the API accepts, in bytes"),
     Setting("MAX_JSON_DEPTH", int, "32", "deepest JSON nesting accepted in a request body"),
     Setting("RATELIMIT_DEFAULT", str, "600 per minute", "default rate limit per client address for API routes"),
+    Setting("RATELIMIT_PER_USER", str, "1200 per minute", "rate limit per signed-in user (valid access token), in place of the per-address one for reads"),
     Setting("RATELIMIT_ENABLED", _bool, "true", "turn rate limiting off (only for benchmarks)"),
     Setting("JWT_PRIVATE_KEYS", str, None, "PEM Ed25519/RSA private keys for access tokens, newest first, separated by blank lines; required in production", secret=True),
     Setting("JWT_ISSUER", str, "groundwork", "`iss` claim of issued tokens"),

@@ -4,18 +4,21 @@ from __future__ import annotations
 import click
 from flask import Flask
 
+from backend.common.ratelimit import BEARER_SUBJECT
+
 
 def init_app(app: Flask) -> None:
     """Signing keys, the principal loader behind ``@require``, and ``flask create-staff``."""
     from backend.auth.deletion import register_exporter
     from backend.auth.factors.export import export_sign_in_factors
     from backend.auth.passkeys.credentials import export_passkeys
-    from backend.auth.principal import load_principal
+    from backend.auth.principal import bearer_subject, load_principal
     from backend.auth.security_events import export_events
     from backend.auth.tokens import init_keys
 
     init_keys(app)
     app.extensions["groundwork.principal_loader"] = load_principal
+    app.extensions[BEARER_SUBJECT] = bearer_subject
     register_exporter("sign_in_factors", export_sign_in_factors)
     register_exporter("passkeys", export_passkeys)
     register_exporter("security_events", export_events)

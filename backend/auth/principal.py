@@ -31,6 +31,7 @@ from backend.auth.tokens import decode_access_token
 from backend.common.access import Principal
 from backend.common.errors import ServiceUnavailable, Unauthorized
 from backend.common.jobs import redis_client
+from backend.common.ratelimit import count_user_request, enforce_user_count, queue_user_count
 from backend.extensions import db
 
 log = logging.getLogger(__name__)
@@ -110,20 +111,29 @@ def _state_of(user: User, revoked_reason: str | None, revoked_at: Any) -> tuple[
 
 
 def current_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None, dict | None]:
-    """(user state, session state): from Redis when cached, else PostgreSQL (then cached)."""
+    """(user state, session state): from Redis when cached, else PostgreSQL (then cached).
+
+    The request is counted against its user's rate limit in the same round trip (429 when over).
+    """
     ttl = current_app.config["AUTH_STATE_CACHE_TTL_S"]
     if ttl <= 0:
+        count_user_request(user_id)
         return _load_state(user_id, session_id)
     client = redis_client()
     try:
         # The profile rides along in the same round trip: GET /v1/me then needs no other I/O.
-        cached_user, cached_session, g.cached_profile = client.mget(
-            user_key(user_id), session_key(session_id), me_key(user_id))
-        if cached_user is not None and cached_session is not None:
-            return json.loads(cached_user), json.loads(cached_session)
+        pipe = client.pipeline(transaction=False)
+        pipe.mget(user_key(user_id), session_key(session_id), me_key(user_id))
+        counted = queue_user_count(pipe, user_id)
+        results = pipe.execute()
     except redis.RedisError as exc:
         log.warning("auth state cache unreachable, reading PostgreSQL: %s", exc)
         return _load_state(user_id, session_id)
+    cached_user, cached_session, g.cached_profile = results[0]
+    if counted:
+        enforce_user_count(int(results[1]))
+    if cached_user is not None and cached_session is not None:
+        return json.loads(cached_user), json.loads(cached_session)
     user_state, session_state = _load_state(user_id, session_id)
     if user_state is not None:
         try:
@@ -203,6 +213,14 @@ def principal_from_token(token: str) -> Principal:
     check_live_state(claims, user_state, session_state)
     return Principal(kind="user", user_id=claims["sub"], role=user_state["role"], session_id=claims["sid"],
                      claims=claims)
+
+
+def bearer_subject(token: str) -> str | None:
+    """The user ID of a verified access token, else None (the rate limiter's test of a bearer)."""
+    try:
+        return str(decode_access_token(token)["sub"])
+    except Unauthorized:
+        return None
 
 
 def _bearer_token() -> str | None:

@@ -132,6 +132,7 @@ def generous_limits(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     Each app has its own limiter that reads RATELIMIT_DEFAULT per request.
     """
     monkeypatch.setitem(app.config, "RATELIMIT_DEFAULT", GENEROUS_LIMIT)
+    monkeypatch.setitem(app.config, "RATELIMIT_PER_USER", GENEROUS_LIMIT)
     monkeypatch.setitem(app.config, "SERVER_API_KEYS", [API_KEY])
     # The inbox stream would hold each fuzzed GET for its full lifetime (55 s by default).
     monkeypatch.setitem(app.config, "INBOX_STREAM_LIFETIME_S", 0.05)
