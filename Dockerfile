@@ -63,7 +63,8 @@ RUN mkdir -p /app/instance && chown groundwork:groundwork /app/instance
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 
-EXPOSE 8000
+# 8000: the web role (gunicorn); 8001: the stream role (the inbox stream server).
+EXPOSE 8000 8001
 
 # For `web`: /healthz (no database). Worker and scheduler report healthy while PID 1
 # lives; their heartbeat is in Redis. Compose and Kubernetes set their own probes.

@@ -7,8 +7,10 @@
 2. Development secrets (SECRET_KEY, a JWT signing key, the demo staff password) are made
    once and kept in ``<instance>/dev-secrets.json`` (mode 0600), so a restart signs no one out.
 3. The migrations run; a demo staff admin is created once and its credentials printed.
-4. gunicorn (``deploy/gunicorn.conf.py``, ``wsgi:app``) on 127.0.0.1:$PORT, one RQ worker
-   and the scheduler run as child processes; the URLs are printed once /readyz is green.
+4. gunicorn (``deploy/gunicorn.conf.py``, ``wsgi:app``) on 127.0.0.1:$PORT, the stream
+   server (``python -m backend.streams``, the inbox SSE stream) on $STREAM_PORT (PORT + 1),
+   one RQ worker and the scheduler run as child processes; the URLs are printed once both
+   /readyz are green. A stream request that reaches gunicorn is redirected (307) there.
 5. Ctrl-C or SIGTERM stops the children gracefully (SIGTERM, then SIGKILL after a timeout),
    then the embedded Redis and PostgreSQL; exit status 0. A child that dies on its own
    stops everything with a message naming it and a non-zero exit status.
@@ -17,6 +19,7 @@ Options and variables read here (the launcher's own, not application settings):
 
   --check / GROUNDWORK_DEVSTACK_CHECK=1   start, wait for a green /readyz, print it, stop
   PORT (default 8000)                     port gunicorn listens on, on 127.0.0.1
+  STREAM_PORT (default PORT + 1)          port the stream server listens on, on 127.0.0.1
   GROUNDWORK_INSTANCE_DIR (./instance)    folder of the embedded data, storage and secrets
 
 Everything else is passed to the children as is; unset application settings get
@@ -112,14 +115,17 @@ def child_environment(
         "JWT_PRIVATE_KEYS": secrets["JWT_PRIVATE_KEY"],
         "PUBLIC_BASE_URL": f"http://{HOST}:{port}",
         "WEB_CONCURRENCY": "2",
+        "STREAM_PORT": str(port + 1),
     }
     env.update({name: value for name, value in defaults.items() if not env.get(name)})
+    env.setdefault("STREAM_PUBLIC_URL", f"http://{HOST}:{env['STREAM_PORT']}")
     env.update({
         "ENV": "development",
         "DATABASE_URL": services.database_url,
         "REDIS_URL": services.redis_url,
         "PORT": str(port),
         "GUNICORN_BIND": f"{HOST}:{port}",
+        "STREAM_HOST": HOST,
         "PYTHONUNBUFFERED": "1",  # log lines appear as they happen, not in blocks
     })
     return env
@@ -175,7 +181,8 @@ def first_failure(children: list[Child], services: Services) -> str | None:
     return None
 
 
-def banner(port: int, services: Services, secrets: dict[str, str], children: list[Child], instance: Path) -> str:
+def banner(port: int, services: Services, secrets: dict[str, str], children: list[Child], instance: Path,
+           *, stream_port: int) -> str:
     """What the developer needs: where everything is and how to sign in."""
     base = f"http://{HOST}:{port}"
     pids = " ".join(f"{c.name}={c.process.pid}" for c in children)
@@ -187,6 +194,7 @@ def banner(port: int, services: Services, secrets: dict[str, str], children: lis
         f"  Swagger UI     {base}/docs",
         f"  OpenAPI spec   {base}/openapi.json",
         f"  Console        {base}/admin",
+        f"  Inbox stream   http://{HOST}:{stream_port}/v1/notifications/inbox/stream (stream server)",
         f"  Readiness      {base}/readyz",
         f"  Demo staff admin   email: {secrets['DEMO_STAFF_EMAIL']}   password: {secrets['DEMO_STAFF_PASSWORD']}",
         *[f"  {line}" for line in services.describe().splitlines()],
@@ -224,7 +232,9 @@ def run(*, check: bool, environ: dict[str, str]) -> int:
         say(f"demo staff admin {secrets['DEMO_STAFF_EMAIL']}: {staff}")
         children = start_children(env, cwd=ROOT)
         readiness = wait_until_ready(port, children, services)
-        print(banner(port, services, secrets, children, instance), flush=True)
+        stream_port = int(env["STREAM_PORT"])
+        readiness["stream_server"] = wait_until_ready(stream_port, children, services)
+        print(banner(port, services, secrets, children, instance, stream_port=stream_port), flush=True)
         if check:
             say(f"readyz {json.dumps(readiness, sort_keys=True)}")
             return 0

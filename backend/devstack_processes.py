@@ -1,4 +1,4 @@
-"""The dev stack's child processes: gunicorn, one RQ worker, the scheduler; started and stopped.
+"""The dev stack's child processes: gunicorn, the stream server, one RQ worker, the scheduler.
 
 Each child gets its own session (process group), so a Ctrl-C in the terminal reaches only
 the launcher, which then stops the children in order and gracefully. On Linux each child
@@ -31,6 +31,7 @@ def commands(root: Path) -> dict[str, list[str]]:
     python = sys.executable
     return {
         "gunicorn": [python, "-m", "gunicorn", "--config", str(root / "deploy" / "gunicorn.conf.py"), "wsgi:app"],
+        "streams": [python, "-m", "backend.streams"],
         "worker": [python, "-m", "jobs.worker"],
         "scheduler": [python, "-m", "jobs.scheduler"],
     }
@@ -52,7 +53,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 def start_children(env: dict[str, str], *, cwd: Path) -> list[Child]:
-    """Start gunicorn, the worker and the scheduler; their output goes to ours."""
+    """Start gunicorn, the stream server, the worker and the scheduler; their output goes to ours."""
     hook = _parent_death_signal()
     children: list[Child] = []
     try:
@@ -70,7 +71,7 @@ def start_children(env: dict[str, str], *, cwd: Path) -> list[Child]:
 def stop_children(
     children: list[Child], *, timeout: float = STOP_TIMEOUT_S, report: Callable[[str], None] | None = None
 ) -> None:
-    """SIGTERM each child (graceful in gunicorn, RQ and the scheduler), then SIGKILL stragglers."""
+    """SIGTERM each child (graceful in gunicorn, aiohttp, RQ and the scheduler), then SIGKILL stragglers."""
     running = [child for child in children if child.process.poll() is None]
     if running and report:
         report("stopping " + ", ".join(child.name for child in running))

@@ -1,9 +1,5 @@
-"""Server-sent events: wire format and a streaming response that proxies do not buffer."""
+"""Server-sent events: the wire format (the stream server in backend/streams/ writes it)."""
 from __future__ import annotations
-
-from collections.abc import Iterable, Iterator
-
-from flask import Response, stream_with_context
 
 
 def event(data: str, *, name: str | None = None, event_id: str | None = None) -> str:
@@ -25,16 +21,3 @@ def comment(text: str) -> str:
 def retry(milliseconds: int) -> str:
     """Tell the client how long to wait before reconnecting."""
     return f"retry: {milliseconds}\n\n"
-
-
-def sse_response(chunks: Iterable[str]) -> Response:
-    """A text/event-stream response (the request context stays available to the generator)."""
-
-    def encoded() -> Iterator[bytes]:
-        for chunk in chunks:
-            yield chunk.encode()
-
-    response = Response(stream_with_context(encoded()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
-    return response

@@ -109,9 +109,9 @@ def entries_after(session: Session, *, user_id: uuid.UUID, after_id: uuid.UUID |
     return list(session.scalars(stmt.order_by(Notification.created_at, Notification.id).limit(limit)))
 
 
-def newest_id(session: Session, *, user_id: uuid.UUID) -> uuid.UUID | None:
-    """The id of the user's newest entry (where a fresh stream starts)."""
-    return session.scalar(select(Notification.id).where(Notification.user_id == user_id)
+def newest_entry(session: Session, *, user_id: uuid.UUID) -> Notification | None:
+    """The user's newest entry (where a fresh stream starts)."""
+    return session.scalar(select(Notification).where(Notification.user_id == user_id)
                           .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(1))
 
 

@@ -3,21 +3,19 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app, request
+from flask import current_app, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from backend.common.access import current_principal, require, server_key
-from backend.common.errors import ValidationFailed
+from backend.common.errors import ServiceUnavailable, ValidationFailed
 from backend.common.idempotency import idempotent
 from backend.common.openapi import answers
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
-from backend.common.sse import sse_response
 from backend.extensions import db
 from backend.notifications import devices, inbox, preferences, topics, transactional
 from backend.notifications.campaigns import routes as campaign_routes
-from backend.notifications.inbox_stream import StreamLimits, parse_event_id, stream_inbox
 from backend.notifications.models import Device, Notification, QuietHours, TopicSubscription
 from backend.notifications.schemas import (
     INSTALLATION_ID,
@@ -172,18 +170,19 @@ class ReadAll(MethodView):
 @blp.route("/inbox/stream")
 class InboxStream(MethodView):
     @require()
-    @blp.doc(responses={"200": {"description": "text/event-stream of `notification` events",
+    @blp.doc(responses={"200": {"description": "text/event-stream of `notification` events, served by the stream "
+                                              "server (nginx routes this path there; see the README)",
                                 "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+    @blp.alt_response(307, description="reached the API instead of the stream server: to STREAM_PUBLIC_URL "
+                                       "(set by `make run`), query string kept")
     def get(self):
         """New inbox entries as server-sent events (resume with Last-Event-ID)"""
-        user_id = _me()
-        last = parse_event_id(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
-        config = current_app.config
-        limits = StreamLimits(lifetime_s=config["INBOX_STREAM_LIFETIME_S"],
-                              heartbeat_s=config["INBOX_STREAM_HEARTBEAT_S"])
-        db.session.remove()  # the stream outlives the request's need for a connection
-        return sse_response(stream_inbox(current_app._get_current_object(), user_id=user_id,
-                                         last_event_id=last, limits=limits))
+        # Held here, a stream would occupy a web thread for its whole life (issue 12).
+        base = current_app.config["STREAM_PUBLIC_URL"]
+        if not base:
+            raise ServiceUnavailable("The inbox stream is served by the stream server; this address does not "
+                                     "route to it.", code="stream_server_elsewhere")
+        return redirect(base.rstrip("/") + request.full_path.rstrip("?"), 307)
 
 
 @blp.route("/<uuid:notification_id>/read")

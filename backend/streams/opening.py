@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
 
 from backend.auth.principal import check_live_state, live_states, principal_from_token
 from backend.common.errors import Unauthorized
 from backend.extensions import db
-from backend.notifications.inbox import entries_after, entry_event, recent_entries
+from backend.notifications.inbox import entries_after, entry_event, newest_entry, recent_entries
 from backend.notifications.models import Notification
 
 
@@ -37,6 +36,14 @@ class Replay:
     anchor: tuple[datetime, str] | None = None
 
 
+def parse_event_id(raw: str | None) -> uuid.UUID | None:
+    """The entry id a client last saw (anything else: start fresh)."""
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
+
+
 def holder_from_token(app: Flask, *, token: str) -> Holder:
     """Verify a bearer access token exactly as the API does (raises Unauthorized)."""
     with app.app_context():
@@ -56,9 +63,7 @@ def replay(app: Flask, *, user_id: uuid.UUID, last_event_id: uuid.UUID | None) -
                 backlog = entries_after(db.session, user_id=user_id, after_id=last_event_id)
                 if backlog:
                     return Replay([entry_event(n) for n in backlog], _position(backlog[-1]))
-            newest = db.session.scalar(
-                select(Notification).where(Notification.user_id == user_id)
-                .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(1))
+            newest = newest_entry(db.session, user_id=user_id)
             return Replay([], _position(newest) if newest is not None else None)
         finally:
             db.session.remove()

@@ -15,7 +15,6 @@ from flask import Flask
 
 from backend.common import sse
 from backend.common.errors import DomainError, Unauthorized
-from backend.notifications.inbox_stream import parse_event_id
 from backend.streams import opening
 from backend.streams.hub import Hub, Stream
 
@@ -100,7 +99,7 @@ async def inbox_stream(request: web.Request) -> web.StreamResponse:
         holder = await _authenticate(request)
     except DomainError as error:
         return error_response(request, error)
-    last = parse_event_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+    last = opening.parse_event_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     stream = Stream(holder=holder, queue=asyncio.Queue(flask_app.config["STREAM_QUEUE_MAX"]),
                     task=asyncio.current_task())
     response = web.StreamResponse(headers={**SSE_HEADERS, "X-Request-ID": request["request_id"]})

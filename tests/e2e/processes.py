@@ -125,8 +125,12 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
-def render_nginx_config(run_dir: Path, *, listen_port: int, upstream_port: int) -> Path:
-    """Write ``run_dir/nginx.conf`` from the test template, with the shared files linked."""
+def render_nginx_config(run_dir: Path, *, listen_port: int, upstream_port: int, stream_port: int | None = None
+                        ) -> Path:
+    """Write ``run_dir/nginx.conf`` from the test template, with the shared files linked.
+
+    Without ``stream_port`` the stream path points at a port nothing listens on (503 there).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     link = run_dir / "groundwork"
     if not link.exists():
@@ -136,6 +140,7 @@ def render_nginx_config(run_dir: Path, *, listen_port: int, upstream_port: int) 
         "@RUN_DIR@": str(run_dir),
         "@LISTEN_PORT@": str(listen_port),
         "@UPSTREAM_PORT@": str(upstream_port),
+        "@STREAM_PORT@": str(stream_port or free_port()),
     }
     text = NGINX_TEMPLATE.read_text()
     for placeholder, value in values.items():
@@ -167,11 +172,12 @@ def check_nginx_config(conf: Path) -> str:
 
 
 def start_nginx(
-    run_dir: Path, *, upstream_port: int, listen_port: int | None = None, ready_path: str | None = "/healthz"
+    run_dir: Path, *, upstream_port: int, listen_port: int | None = None, ready_path: str | None = "/healthz",
+    stream_port: int | None = None,
 ) -> Server:
-    """nginx in the foreground with the loopback config in front of ``upstream_port``."""
+    """nginx in the foreground with the loopback config in front of ``upstream_port`` (and the stream server)."""
     listen_port = listen_port or free_port()
-    conf = render_nginx_config(run_dir, listen_port=listen_port, upstream_port=upstream_port)
+    conf = render_nginx_config(run_dir, listen_port=listen_port, upstream_port=upstream_port, stream_port=stream_port)
     check_nginx_config(conf)
     log_path = run_dir / "nginx-stderr.log"
     with log_path.open("wb") as log:

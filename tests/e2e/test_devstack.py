@@ -17,6 +17,7 @@ test's user and need nothing.
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import os
@@ -45,6 +46,7 @@ from rq.serializers import JSONSerializer
 from backend.common.jobs import PendingJob, send_now
 from tests.e2e.processes import ROOT, free_port
 from tests.services import Services
+from tests.streams.client import INBOX_STREAM_PATH, open_stream
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +106,8 @@ def start_stack(instance: Path, run_dir: Path) -> Stack:
     """``python -m backend.devstack`` the way `make run` starts it, minus the service URLs."""
     env = {name: value for name, value in os.environ.items() if name not in {"DATABASE_URL", "REDIS_URL"}}
     port = free_port()
-    env.update(PORT=str(port), GROUNDWORK_INSTANCE_DIR=str(instance), WEB_CONCURRENCY="2")
+    env.update(PORT=str(port), STREAM_PORT=str(free_port()), GROUNDWORK_INSTANCE_DIR=str(instance),
+               WEB_CONCURRENCY="2")
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "devstack.log"
     with log_path.open("wb") as log:
@@ -223,7 +226,7 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
     stack = start_stack(instance, tmp_path / "run1")
     try:
         pids = stack.pids()
-        assert {"gunicorn", "worker", "scheduler", "PostgreSQL", "Redis"} <= set(pids)
+        assert {"gunicorn", "streams", "worker", "scheduler", "PostgreSQL", "Redis"} <= set(pids)
         folder = instance.resolve()
         assert stack.database_url.startswith("postgresql://") and str(folder) in stack.database_url
         assert stack.redis_url == f"unix://{folder}/redis/redis.sock"
@@ -251,6 +254,15 @@ def test_devstack_without_service_urls_serves_on_embedded_services_and_stops_cle
         status, _, body = get(stack, "/v1/me", Authorization=f"Bearer {tokens['access_token']}")
         me = json.loads(body)
         assert status == 200 and me["role"] == "admin" and me["email"] == email, me
+        # The inbox stream is the stream server's: gunicorn redirects a stream request there.
+        stream_url = stack.field(r"Inbox stream\s+(\S+)")
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+        connection.request("GET", INBOX_STREAM_PATH, headers=bearer)
+        redirected = connection.getresponse()
+        connection.close()
+        assert (redirected.status, redirected.getheader("Location")) == (307, stream_url)
+        open_stream(stream_url.removesuffix(INBOX_STREAM_PATH), bearer).close()
         status, page = console_sign_in(stack, email, password)
         assert status == 200 and b"Groundwork" in page, page[:2000]
 

@@ -12,6 +12,7 @@ import json
 import re
 import select
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 import redis
 from flask import Flask
 
+from tests.auth.conftest import auth_headers, make_user  # noqa: F401 - shared sign-in fixtures
 from tests.e2e.processes import (
     INSTALL_HINT,
     Server,
@@ -28,7 +30,9 @@ from tests.e2e.processes import (
     nginx_binary,
     start_gunicorn,
     start_nginx,
+    start_stream_server,
 )
+from tests.streams.client import open_stream
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -103,19 +107,24 @@ def logged_entries(nginx: Server, matches: Callable[[dict[str, Any]], bool]) -> 
 
 @pytest.fixture(scope="module")
 def stack(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    """gunicorn (production config, one trusted proxy) behind nginx (test config)."""
+    """gunicorn (production config, one trusted proxy) and the stream server behind nginx (test config)."""
     if nginx_binary() is None:
         pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
     run_dir = tmp_path_factory.mktemp("nginx-e2e")
     env = environment_of(app, PROXY_FIX_X_FOR="1", LOG_LEVEL="INFO", LOG_JSON="true")
     gunicorn = start_gunicorn("wsgi:app", run_dir, env=env, workers=2)
+    streams = None
     try:
-        nginx = start_nginx(run_dir, upstream_port=gunicorn.port)
+        streams = start_stream_server(run_dir, env=env)
+        nginx = start_nginx(run_dir, upstream_port=gunicorn.port, stream_port=streams.port)
     except Exception:
         gunicorn.stop()
+        if streams is not None:
+            streams.stop()
         raise
-    yield {"gunicorn": gunicorn, "nginx": nginx}
+    yield {"gunicorn": gunicorn, "nginx": nginx, "streams": streams}
     nginx.stop()
+    assert streams.stop() == 0, f"the stream server did not stop cleanly:\n{streams.log_tail()}"
     assert gunicorn.stop() == 0, f"gunicorn did not stop cleanly:\n{gunicorn.log_tail()}"
 
 
@@ -336,3 +345,53 @@ def test_nginx_answers_503_in_the_error_shape_when_gunicorn_is_down(
         "request_id": "down-1",
     }
     assert answer.headers_named("X-Content-Type-Options") == ["nosniff"]
+
+
+def _announce_entry(app: Flask, user_id: Any, title: str) -> str:
+    """Commit an inbox entry and announce it the way the send paths do."""
+    from backend.common.jobs import redis_client
+    from backend.extensions import db
+    from backend.notifications import inbox
+    from backend.notifications.models import Notification
+
+    with app.app_context():
+        entry = Notification(user_id=user_id, category="social", title=title, body="")
+        db.session.add(entry)
+        db.session.commit()
+        inbox.announce(redis_client(), [(user_id, inbox.entry_event(entry))])
+        entry_id = str(entry.id)
+        db.session.remove()
+    return entry_id
+
+
+def test_nginx_routes_the_inbox_stream_to_the_stream_server_unbuffered(
+        stack: dict[str, Server], committed_app: Flask, make_user: Any, auth_headers: Any) -> None:  # noqa: F811
+    with committed_app.app_context():
+        user = make_user()
+        headers, user_id = auth_headers(user), user.id
+    base = f"http://127.0.0.1:{stack['nginx'].port}"
+    reader = open_stream(base, headers)  # the retry frame came through at once
+    started = time.monotonic()
+    entry_id = _announce_entry(committed_app, user_id, "Through nginx")
+    # Long before the first heartbeat (15 s): nginx passed the event on as it was written.
+    assert reader.next_event(timeout=10)["id"] == entry_id
+    assert time.monotonic() - started < 3.0
+    reader.close()
+
+
+def test_nginx_more_open_streams_than_web_threads_leave_me_answering_at_once(
+        stack: dict[str, Server], committed_app: Flask, make_user: Any, auth_headers: Any) -> None:  # noqa: F811
+    """Issue 12's reproduction: 30 open inbox screens against 2 workers x 4 threads."""
+    with committed_app.app_context():
+        headers = [auth_headers(make_user()) for _ in range(3)]
+    base = f"http://127.0.0.1:{stack['nginx'].port}"
+    readers = [open_stream(base, headers[i % 3]) for i in range(30)]
+    try:
+        for attempt in range(5):
+            started = time.monotonic()
+            answer = call(stack["nginx"].port, "GET", "/v1/me", headers[attempt % 3])
+            assert answer.status == 200, answer.body
+            assert time.monotonic() - started < 1.0
+    finally:
+        for reader in readers:
+            reader.close()

@@ -134,9 +134,6 @@ def generous_limits(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(app.config, "RATELIMIT_DEFAULT", GENEROUS_LIMIT)
     monkeypatch.setitem(app.config, "RATELIMIT_PER_USER", GENEROUS_LIMIT)
     monkeypatch.setitem(app.config, "SERVER_API_KEYS", [API_KEY])
-    # The inbox stream would hold each fuzzed GET for its full lifetime (55 s by default).
-    monkeypatch.setitem(app.config, "INBOX_STREAM_LIFETIME_S", 0.05)
-    monkeypatch.setitem(app.config, "INBOX_STREAM_HEARTBEAT_S", 0.05)
 
 
 @pytest.fixture

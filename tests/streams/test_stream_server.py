@@ -1,6 +1,7 @@
 """The stream server as a real process: auth, live events, replay, heartbeats, lifetime, revocation."""
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.extensions import db
 from backend.notifications.models import Notification
-from tests.e2e.processes import environment_of, start_gunicorn
+from tests.e2e.processes import ROOT, environment_of, start_gunicorn
 from tests.streams.client import INBOX_STREAM_PATH, open_stream
 from tests.streams.conftest import HEARTBEAT_S, get_json, send_notification
 
@@ -127,3 +128,12 @@ def test_more_open_streams_than_web_threads_leave_me_answering_at_once(streams, 
             reader.close()
     finally:
         web.stop()
+
+
+def test_stream_server_answers_its_kubernetes_probe_paths(stream_server):
+    manifest = (ROOT / "deploy" / "k8s" / "stream.yaml").read_text()
+    paths = set(re.findall(r"path: (/\S+)", manifest))
+    assert paths == {"/healthz", "/readyz"}
+    for path in paths:
+        status, body = get_json(stream_server.url + path)
+        assert status == 200 and body["status"] == "ok", (path, body)
