@@ -62,6 +62,12 @@ class Gone(DomainError):
     status, code = 410, "gone"
 
 
+class Misdirected(DomainError):
+    """This server does not serve the path (another process does; a proxy should have routed it)."""
+
+    status, code = 421, "misdirected_request"
+
+
 class TooManyRequests(DomainError):
     status, code = 429, "rate_limited"
 

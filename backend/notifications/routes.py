@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from backend.common.access import current_principal, require, server_key
-from backend.common.errors import ServiceUnavailable, ValidationFailed
+from backend.common.errors import Misdirected, ValidationFailed
 from backend.common.idempotency import idempotent
 from backend.common.openapi import answers
 from backend.common.pagination import PageQueryArgsSchema, page_schema, paginate
@@ -175,12 +175,14 @@ class InboxStream(MethodView):
                                 "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
     @blp.alt_response(307, description="reached the API instead of the stream server: to STREAM_PUBLIC_URL "
                                        "(set by `make run`), query string kept")
+    @blp.alt_response(421, description="reached the API instead of the stream server and no STREAM_PUBLIC_URL "
+                                       "is set (`stream_server_elsewhere`): route the path to the stream server")
     def get(self):
         """New inbox entries as server-sent events (resume with Last-Event-ID)"""
         # Held here, a stream would occupy a web thread for its whole life (issue 12).
         base = current_app.config["STREAM_PUBLIC_URL"]
         if not base:
-            raise ServiceUnavailable("The inbox stream is served by the stream server; this address does not "
+            raise Misdirected("The inbox stream is served by the stream server; this address does not "
                                      "route to it.", code="stream_server_elsewhere")
         return redirect(base.rstrip("/") + request.full_path.rstrip("?"), 307)
 

@@ -18,9 +18,9 @@ def test_inbox_stream_on_the_api_redirects_to_the_stream_server_keeping_the_quer
     assert response.headers["Location"] == f"http://127.0.0.1:18601{STREAM}?last_event_id=abc"
 
 
-def test_inbox_stream_on_the_api_without_a_stream_server_url_is_503_in_the_error_shape(
+def test_inbox_stream_on_the_api_without_a_stream_server_url_is_421_in_the_error_shape(
         client, app, make_user, auth_headers, monkeypatch):
     monkeypatch.setitem(app.config, "STREAM_PUBLIC_URL", "")
     response = client.get(STREAM, headers=auth_headers(make_user()))
-    assert response.status_code == 503
+    assert response.status_code == 421
     assert response.get_json()["error"]["code"] == "stream_server_elsewhere"
