@@ -6,5 +6,6 @@ from backend.auth.factors import models as auth_factor_models  # noqa: F401
 from backend.auth.passkeys import models as passkey_models  # noqa: F401
 from backend.common import models as common_models  # noqa: F401
 from backend.media import models as media_models  # noqa: F401
+from backend.media.moderation import models as moderation_models  # noqa: F401
 from backend.notifications import models as notification_models  # noqa: F401
 from backend.notifications.campaigns import models as campaign_models  # noqa: F401

@@ -5,7 +5,8 @@ import uuid
 
 from backend.extensions import db
 from backend.media import housekeeping
-from backend.media.processing import run_processing
+from backend.media.models import Media
+from backend.media.processing import clear_made_objects, run_processing
 from backend.media.storage import get_storage
 
 
@@ -20,6 +21,15 @@ def delete_media_objects(*, prefix: str, key: str, upload_id: str | None = None)
     if upload_id:
         store.abort_multipart(key, upload_id=upload_id)
     return store.delete_prefix(prefix)
+
+
+def withdraw_media_objects(*, media_id: str) -> bool:
+    """Delete what was made from a removed item (all HLS parts too); the original stays for a restore."""
+    media = db.session.get(Media, uuid.UUID(media_id))
+    if media is None or media.moderation != "removed":
+        return False
+    clear_made_objects(get_storage(), media)
+    return True
 
 
 def clean_up_media() -> dict[str, int]:

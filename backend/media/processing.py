@@ -129,7 +129,7 @@ def _process(session: Session, media: Media, work_dir: Path) -> str:
         if missing:
             raise StorageError(f"variants not found in the store after writing: {missing}")
     except MediaRejected as exc:
-        _clear_made(store, media)
+        clear_made_objects(store, media)
         mark_failed(session, media=session.merge(media), reason=exc.reason)
         return "failed"
     except StorageError:
@@ -141,7 +141,7 @@ def _process(session: Session, media: Media, work_dir: Path) -> str:
     except Exception:
         log.exception("processing media %s failed", media.id)
         session.rollback()
-        _clear_made(store, media)
+        clear_made_objects(store, media)
         mark_failed(session, media=session.merge(media), reason="processing_error")
         return "failed"
     media = session.merge(media)
@@ -164,8 +164,8 @@ def _download(store: Storage, media: Media, work_dir: Path) -> Path:
     return target
 
 
-def _clear_made(store: Storage, media: Media) -> None:
-    """Remove what a failed run wrote (the original stays until the item is deleted)."""
+def clear_made_objects(store: Storage, media: Media) -> None:
+    """Remove every object made from the original (the original stays until the item is deleted)."""
     try:
         for info in list(store.iter_keys(media.key_prefix)):
             if info.key != media.original_key:

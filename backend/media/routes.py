@@ -13,6 +13,7 @@ from backend.extensions import db
 from backend.media import delivery, library, uploads
 from backend.media.errors import WrongState
 from backend.media.models import Media
+from backend.media.moderation import routes as moderation_routes
 from backend.media.schemas import (
     DeliveryReadSchema,
     MediaCreateSchema,
@@ -121,4 +122,4 @@ class MediaComplete(MethodView):
         return uploads.complete_upload(db.session, owner_id=_me(), media_id=media_id)
 
 
-blueprints = [blp]
+blueprints = [blp, *moderation_routes.blueprints]

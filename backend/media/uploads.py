@@ -218,7 +218,10 @@ def complete_upload(session: Session, *, owner_id: uuid.UUID, media_id: uuid.UUI
     policy = policy_for(current_app.config, media.kind)
     media.status, media.completed_at = "pending", utcnow()
     if policy.quarantine:
+        from backend.media.moderation.services import open_quarantine_case
+
         media.moderation = "quarantined"
+        open_quarantine_case(session, media=media)
     enqueue_after_commit(session, "jobs.media.process_media", queue="media", job_id=f"media-process-{media.id}",
                          media_id=str(media.id))
     session.commit()
