@@ -2,7 +2,9 @@
 # Installs the system programs Groundwork's tests and benchmarks drive for real:
 # nginx (end-to-end test), ffmpeg (video jobs; ffprobe comes with it), wrk (B1 load
 # generator), docker-compose (validates deploy/docker-compose.yml offline; no engine
-# needed) and chromium (the console's browser test drives Debian's build with Playwright). Only what is missing, only with apt-get, only as root; anywhere else it
+# needed), chromium (the console's browser test drives Debian's build with Playwright)
+# and prometheus (its promtool checks and unit-tests deploy/prometheus). Only what is
+# missing, only with apt-get, only as root; anywhere else it
 # says what is missing and exits 0, and the tests that need a program fail by name.
 set -eu
 
@@ -12,6 +14,7 @@ command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 
 if [ -z "$missing" ]; then
     exit 0

@@ -25,6 +25,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from rq.utils import now as rq_now
 
 from backend.common.jobs import QUEUES, get_queue, redis_client
+from backend.common.work_metrics import WorkCollector
 
 REQUESTS = Counter(
     "groundwork_http_requests_total", "HTTP requests by endpoint, method and status",
@@ -33,6 +34,11 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "groundwork_http_request_duration_seconds", "HTTP request latency by endpoint",
     ["endpoint", "method"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# Counted in the web process that accepts the batch (backend.analytics ingest).
+ANALYTICS_EVENTS_INGESTED = Counter(
+    "groundwork_analytics_events_ingested_total", "Analytics events accepted and stored",
 )
 
 bp = Blueprint("metrics", __name__)
@@ -121,6 +127,7 @@ def register_metrics(app: Flask) -> None:
     """Time every request and expose /metrics."""
     queue_registry = CollectorRegistry()
     queue_registry.register(QueueCollector(app))
+    queue_registry.register(WorkCollector(app))
     app.extensions["groundwork.queue_metrics"] = queue_registry
     app.before_request(_start_timer)
     app.after_request(_observe)
