@@ -128,6 +128,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FCM_CREDENTIALS_FILE", str, "", "path of the FCM service-account JSON"),
     Setting("FCM_PROJECT_ID", str, "", "Firebase project ID (default: from the credentials file)"),
     Setting("FCM_ENDPOINT", str, "", "override of FCM's base URL (tests, local fake)"),
+    Setting("PUSH_TOKEN_STALE_DAYS", int, "270", "a device token not refreshed (app not opened) for this many days is pruned; FCM: stale after 30 days, expired on Android after 270"),
     Setting("INBOX_STREAM_LIFETIME_S", float, "55", "seconds an inbox SSE stream stays open before the client reconnects with Last-Event-ID"),
     Setting("INBOX_STREAM_HEARTBEAT_S", float, "15", "seconds between SSE heartbeat comments; each heartbeat re-checks the holders' sessions and polls PostgreSQL for missed entries"),
     Setting("STREAM_HOST", str, "127.0.0.1", "address the stream server (`python -m backend.streams`, the `stream` role) listens on"),

@@ -132,7 +132,7 @@ def statuses(app: Flask, campaign_id: Any) -> dict[str, int]:
     from backend.extensions import db
 
     with app.app_context():
-        rows = db.session.execute(text("SELECT status, count(*) FROM campaign_deliveries WHERE campaign_id = :c "
+        rows = db.session.execute(text("SELECT status, count(*) FROM push_deliveries WHERE campaign_id = :c "
                                        "GROUP BY status"), {"c": campaign_id}).all()
         db.session.remove()
     return dict(rows)  # type: ignore[arg-type]

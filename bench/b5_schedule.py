@@ -100,7 +100,7 @@ def main() -> int:
         worker.stop()
         with stack.app.app_context():
             due_by_token = dict(db.session.execute(text(
-                "SELECT dv.token, d.due_at FROM campaign_deliveries d JOIN devices dv ON dv.id = d.device_id "
+                "SELECT dv.token, d.due_at FROM push_deliveries d JOIN devices dv ON dv.id = d.device_id "
                 "WHERE d.campaign_id = :c"), {"c": campaign_id}).all())
             db.session.remove()
         ours = [m["received_at"] - due_by_token[m["token"]].timestamp() for m in stack.fake.messages()]

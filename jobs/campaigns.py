@@ -10,9 +10,10 @@ from backend.common.db import utcnow
 from backend.extensions import db
 from backend.notifications.campaigns import schedule as sched
 from backend.notifications.campaigns.audience import Arm, distinct_zones, materialize_ledger
-from backend.notifications.campaigns.models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.models import Campaign
 from backend.notifications.campaigns.services import variants_of
 from backend.notifications.delivery.dispatch import schedule_dispatch
+from backend.notifications.delivery.models import PushDelivery
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def materialize_campaign(*, campaign_id: str) -> int:
     now = utcnow()
     # The audience is frozen by the first run: a repeat (retry, duplicate enqueue) must not
     # add devices registered since, which would change "targeted" under the marketer's feet.
-    frozen = session.scalar(select(CampaignDelivery.id).where(CampaignDelivery.campaign_id == campaign.id).limit(1))
+    frozen = session.scalar(select(PushDelivery.id).where(PushDelivery.campaign_id == campaign.id).limit(1))
     if frozen is not None:
         session.rollback()
         return 0
@@ -41,8 +42,8 @@ def materialize_campaign(*, campaign_id: str) -> int:
         holdout_percent=campaign.holdout_percent, dues=dues, now=now,
     )
     instants = list(session.scalars(
-        select(CampaignDelivery.next_attempt_at).where(
-            CampaignDelivery.campaign_id == campaign.id, CampaignDelivery.status.in_(("pending", "deferred")),
+        select(PushDelivery.next_attempt_at).where(
+            PushDelivery.campaign_id == campaign.id, PushDelivery.status.in_(("pending", "deferred")),
         ).distinct()))
     if campaign.status == "scheduled":
         if instants:

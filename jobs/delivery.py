@@ -1,4 +1,6 @@
-"""Campaign delivery jobs on the "push" queue: dispatch, lanes, and the reconciler.
+"""Delivery jobs on the "push" queue: dispatch, lanes, and the reconciler, for every origin.
+
+An origin is one campaign (``campaign_id``) or every transactional send (no ``campaign_id``).
 
 All three are idempotent: their state is the ledger in PostgreSQL, so running one twice
 (a double enqueue, an RQ retry, the reconciler) only finds less work.
@@ -10,7 +12,6 @@ import uuid
 from datetime import datetime
 
 import redis
-from flask import current_app
 from rq import Worker, get_current_job
 
 from backend.common.db import utcnow
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 LANE_BUDGET_S = 20.0
 
 
-def dispatch_campaign(*, campaign_id: str, due_at: str | None = None) -> int:
-    """Start as many lanes as the due rows need (the first runs here); returns lanes started."""
+def dispatch_pushes(*, campaign_id: str | None = None, due_at: str | None = None) -> int:
+    """Start as many lanes as the origin's due rows need (the first runs here); returns lanes started."""
     now = utcnow()
     due = dispatch.count_due(db.session, campaign_id=campaign_id, now=now)
     db.session.rollback()
@@ -36,30 +37,36 @@ def dispatch_campaign(*, campaign_id: str, due_at: str | None = None) -> int:
     tag = f"{int(datetime.fromisoformat(due_at).timestamp())}" if due_at else f"{int(now.timestamp())}"
     if lanes > 1:
         dispatch.start_lanes(campaign_id=campaign_id, lanes=lanes - 1, tag=tag)
-    send_campaign_batch(campaign_id=campaign_id)
+    send_pushes(campaign_id=campaign_id)
     return lanes
 
 
-def send_campaign_batch(*, campaign_id: str) -> dict[str, int]:
+def send_pushes(*, campaign_id: str | None = None) -> dict[str, int]:
     """One lane: claim → send → record, batch after batch, until idle, stopped or out of budget."""
-    reports = engine.run_lane(db.session, campaign_id=uuid.UUID(campaign_id), budget_s=LANE_BUDGET_S,
-                                should_stop=_shutdown_requested)
+    origin = uuid.UUID(campaign_id) if campaign_id else None
+    reports = engine.run_lane(db.session, campaign_id=origin, budget_s=LANE_BUDGET_S,
+                              should_stop=_shutdown_requested)
     last = reports[-1]
     if last.stop is None:
         # Budget spent or a warm shutdown: hand the rest to a new job (any worker).
         send_now(PendingJob(dispatch.LANE_JOB, dispatch.PUSH_QUEUE, {"campaign_id": campaign_id},
-                            job_id=f"lane-{campaign_id}-more-{uuid.uuid4().hex[:12]}", retries=1))
-    elif last.stop == "idle":
-        reconcile.complete_if_done(db.session, campaign_id=uuid.UUID(campaign_id))
+                            job_id=f"lane-{dispatch.origin_of(campaign_id)}-more-{uuid.uuid4().hex[:12]}",
+                            retries=1))
+    elif last.stop == "idle" and origin is not None:
+        reconcile.complete_if_done(db.session, campaign_id=origin)
     totals = {"batches": len(reports), "sent": sum(r.sent for r in reports)}
-    log.info("campaign %s lane: %s", campaign_id, totals)
+    log.info("%s lane: %s", dispatch.origin_of(campaign_id), totals)
     return totals
+
+
+# Jobs enqueued under the names of the campaign-only engine still run after an upgrade.
+dispatch_campaign = dispatch_pushes
+send_campaign_batch = send_pushes
 
 
 def reconcile_deliveries() -> dict[str, int]:
     """Periodic: rebuild due work from PostgreSQL, expire stale claims, complete campaigns."""
-    lease = 2 * current_app.config["JOB_TIMEOUT_S"]
-    return reconcile.reconcile(db.session, lease_s=lease).as_dict()
+    return reconcile.reconcile(db.session).as_dict()
 
 
 def _push_workers() -> int:

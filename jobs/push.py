@@ -1,20 +1,20 @@
-"""Transactional push delivery jobs (IDs in; the ledger makes every run idempotent)."""
+"""Push housekeeping jobs, and the transactional job of the engine before the unified ledger."""
 from __future__ import annotations
 
-import uuid
+from datetime import timedelta
+
+from flask import current_app
 
 from backend.extensions import db
-from backend.notifications.delivery.transactional import deliver, reconcile
-from backend.notifications.fcm.providers import get_provider
+from backend.notifications.devices import prune_stale_tokens as prune
+from jobs.delivery import send_pushes
+
+
+def prune_stale_tokens() -> int:
+    """Periodic: clear device tokens not refreshed for PUSH_TOKEN_STALE_DAYS (FCM token hygiene)."""
+    return prune(db.session, older_than=timedelta(days=current_app.config["PUSH_TOKEN_STALE_DAYS"]))
 
 
 def deliver_notifications(*, notification_ids: list[str], attempt: int = 1) -> dict:
-    """Push these inbox entries to their users' devices; returns counts by outcome."""
-    report = deliver(db.session, get_provider(), notification_ids=[uuid.UUID(i) for i in notification_ids],
-                     attempt=attempt)
-    return {"outcomes": report.outcomes, "retry_at": report.retry_at.isoformat() if report.retry_at else None}
-
-
-def reconcile_transactional_pushes() -> int:
-    """Periodic: find due pushes whose job never ran (lost enqueue, Redis flush) and enqueue them."""
-    return reconcile(db.session)
+    """(Queued before the upgrade) Run a transactional lane: every due transactional row goes out."""
+    return send_pushes(campaign_id=None)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -112,3 +113,20 @@ def prune_token(session: Session, *, device_id: uuid.UUID, reason: str) -> None:
         raise ValueError(f"{reason!r} says nothing about the token")
     device.disabled_at = utcnow()
     device.disabled_reason = str(reason)
+
+
+def prune_stale_tokens(session: Session, *, older_than: timedelta, now: datetime | None = None,
+                       limit: int = 10_000) -> int:
+    """Clear tokens of devices not seen (app not opened) for ``older_than``; returns how many.
+
+    FCM's guidance: a token unrefreshed for a month is likely stale, and Android expires it
+    after 270 days. An app refreshes its token on every open (``register_device``), so a
+    pruned device comes back the next time its user opens the app. Commits; at most
+    ``limit`` a call, so a first run over a large table stays a short transaction.
+    """
+    cutoff = (now or utcnow()) - older_than
+    stale = select(Device.id).where(Device.token.is_not(None), Device.last_seen_at < cutoff).limit(limit)
+    pruned = session.execute(update(Device).where(Device.id.in_(stale)).values(
+        token=None, disabled_at=utcnow(), disabled_reason="stale_token")).rowcount
+    session.commit()
+    return pruned

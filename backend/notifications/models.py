@@ -1,4 +1,4 @@
-"""Push tables: devices, preferences, topics, the in-app inbox, the transactional ledger, the outbox."""
+"""Push tables: devices, preferences, topics, the in-app inbox, the outbox (the ledger: delivery.models)."""
 from __future__ import annotations
 
 import uuid
@@ -16,7 +16,6 @@ from sqlalchemy import (
     String,
     Text,
     Time,
-    UniqueConstraint,
     func,
     text,
 )
@@ -27,7 +26,6 @@ from backend.common.db import Base, TimestampMixin, new_uuid
 
 CATEGORIES = ("transactional", "social", "promotional", "re_engagement")
 PRIORITIES = ("high", "normal")
-DELIVERY_STATUSES = ("pending", "sending", "sent", "deferred", "failed", "expired", "suppressed", "unknown")
 
 
 class Device(TimestampMixin, Base):
@@ -142,28 +140,6 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class NotificationDelivery(TimestampMixin, Base):
-    """The transactional send ledger: one row per (notification, device), written before the call."""
-
-    __tablename__ = "notification_deliveries"
-    __table_args__ = (
-        UniqueConstraint("notification_id", "device_id"),
-        CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="status_known"),
-        Index("ix_notification_deliveries_retry", "next_attempt_at", postgresql_where=text("status = 'deferred'")),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
-    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
-    error: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    provider_message_id: Mapped[str | None] = mapped_column(String(255))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PushOutbox(Base):

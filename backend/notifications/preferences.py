@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import uuid
-import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from backend.auth.models import User
 from backend.common.errors import ValidationFailed
 from backend.common.locales import is_time_zone
+from backend.notifications.delivery.policy import quiet_hours_end
 from backend.notifications.models import CATEGORIES, Device, NotificationPreference, QuietHours
 
 # Receipts, security alerts, password resets: a user cannot turn these off.
@@ -29,25 +29,11 @@ class QuietWindow:
 
     def contains(self, moment: datetime) -> bool:
         """True when ``moment`` (aware) falls inside the window in the user's zone."""
-        local = moment.astimezone(zoneinfo.ZoneInfo(self.zone)).time()
-        if self.start <= self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end  # wraps midnight, e.g. 22:00–07:00
+        return quiet_hours_end(self.start, self.end, self.zone, moment) is not None
 
     def ends_after(self, moment: datetime) -> datetime:
-        """The first instant at or after ``moment`` outside the window (DST-safe)."""
-        if not self.contains(moment):
-            return moment
-        tz = zoneinfo.ZoneInfo(self.zone)
-        local = moment.astimezone(tz)
-        day = local.date()
-        if self.start > self.end and local.time() >= self.start:
-            day += timedelta(days=1)
-        naive_end = datetime.combine(day, self.end)
-        # Wall-clock arithmetic in the zone, then normalised through UTC: a nonexistent
-        # local end (spring forward) lands just after the gap.
-        end = naive_end.replace(tzinfo=tz)
-        return end.astimezone(zoneinfo.ZoneInfo("UTC")).astimezone(tz)
+        """The first instant at or after ``moment`` outside the window (the delivery policy's rule)."""
+        return quiet_hours_end(self.start, self.end, self.zone, moment) or moment
 
 
 def get_preferences(session: Session, *, user_id: uuid.UUID) -> dict[str, bool]:

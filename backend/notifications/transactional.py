@@ -1,9 +1,11 @@
 """Transactional sends: a server or staff member notifies one user, or every follower of a topic, now.
 
-Each recipient gets an inbox entry (committed), then a push job leaves after the commit.
-A category the user turned off is suppressed (no entry, no push); a non-transactional
-message inside the user's quiet hours is kept in the inbox at once and pushed when the
-quiet hours end.
+Each recipient gets an inbox entry and, in the same transaction, one ledger row per live
+device (``push_deliveries``); a dispatch of the delivery engine leaves after the commit.
+From there a transactional push is delivered exactly like a campaign's, by the same
+engine. A category the user turned off is suppressed (no entry, no push); a
+non-transactional message inside the user's quiet hours is kept in the inbox at once and
+its rows are due when the quiet hours end (the engine's policy decides again at send time).
 """
 from __future__ import annotations
 
@@ -13,19 +15,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.common.errors import NotFound
-from backend.common.jobs import enqueue_after_commit, redis_client
+from backend.common.jobs import redis_client
 from backend.notifications import inbox, topics
+from backend.notifications.delivery.dispatch import schedule_dispatch
 from backend.notifications.models import Notification, NotificationPreference, QuietHours
 from backend.notifications.preferences import MANDATORY, QuietWindow, user_zone
 
-PUSH_JOB = "jobs.push.deliver_notifications"
-JOB_CHUNK = 500  # notifications per push job: a topic send is split so workers share it
+# One ledger row per live device of each entry's user, due when the entry's push is.
+_LEDGER_SQL = """
+INSERT INTO push_deliveries (notification_id, device_id, user_id, time_zone, locale, status, due_at, next_attempt_at)
+SELECT e.id, d.id, d.user_id, d.time_zone, d.locale, 'pending', e.due_at, e.due_at
+FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[]), CAST(:dues AS timestamptz[])) AS e(id, user_id, due_at)
+JOIN devices d ON d.user_id = e.user_id
+WHERE d.token IS NOT NULL AND d.disabled_at IS NULL AND d.push_permission <> 'denied'
+ON CONFLICT DO NOTHING
+"""
 
 
 @dataclass(frozen=True)
@@ -91,10 +101,13 @@ def _send(session: Session, *, user_ids: list[uuid.UUID], content: PushContent, 
         deliver_at = window.ends_after(now) if window is not None and window.contains(now) else None
         notification.push_due_at = deliver_at or now
         by_time[deliver_at].append(notification.id)
-    for deliver_at, ids in by_time.items():
-        for start in range(0, len(ids), JOB_CHUNK):
-            chunk = [str(i) for i in ids[start:start + JOB_CHUNK]]
-            enqueue_after_commit(session, PUSH_JOB, queue="push", at=deliver_at, retries=3, notification_ids=chunk)
+    if notifications:
+        session.execute(text(_LEDGER_SQL), {
+            "ids": [str(n.id) for n in notifications], "users": [str(n.user_id) for n in notifications],
+            "dues": [n.push_due_at for n in notifications]})
+        # Due now: the dispatch leaves at once after the commit (a whole second never lies ahead).
+        schedule_dispatch(session, campaign_id=None, now=now,
+                          due_instants=[at or now.replace(microsecond=0) for at in by_time])
     session.commit()
     inbox.announce(redis_client(), events)
     deferred = sum(len(ids) for at, ids in by_time.items() if at is not None)

@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select, text
 from backend.common.db import utcnow
 from backend.extensions import db
 from backend.notifications.campaigns.audience import stream_audience
-from backend.notifications.campaigns.models import CampaignDelivery
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.models import NotificationPreference, Topic, TopicSubscription
 from jobs.campaigns import materialize_campaign
 from tests.campaigns.conftest import future
@@ -142,9 +142,9 @@ def test_dry_run_topic_audience_and_opt_outs(client, create_campaign, marketer_h
 
 def _ledger(campaign_id: str) -> list:
     return db.session.execute(
-        select(CampaignDelivery.id, CampaignDelivery.device_id, CampaignDelivery.user_id, CampaignDelivery.variant,
-               CampaignDelivery.status, CampaignDelivery.due_at)
-        .where(CampaignDelivery.campaign_id == uuid.UUID(campaign_id)).order_by(CampaignDelivery.id)).all()
+        select(PushDelivery.id, PushDelivery.device_id, PushDelivery.user_id, PushDelivery.variant,
+               PushDelivery.status, PushDelivery.due_at)
+        .where(PushDelivery.campaign_id == uuid.UUID(campaign_id)).order_by(PushDelivery.id)).all()
 
 
 def test_materialize_matches_dry_run_and_keeps_a_user_in_one_arm(client, create_campaign, marketer_headers,
@@ -165,7 +165,7 @@ def test_materialize_matches_dry_run_and_keeps_a_user_in_one_arm(client, create_
     assert {row.status for row in rows if row.variant == "holdout"} == {"held_out"}
     assert {row.status for row in rows if row.variant != "holdout"} == {"pending"}
     arms_per_user = db.session.execute(text(
-        "SELECT max(n) FROM (SELECT count(DISTINCT variant) n FROM campaign_deliveries "
+        "SELECT max(n) FROM (SELECT count(DISTINCT variant) n FROM push_deliveries "
         "WHERE campaign_id = :c GROUP BY user_id) s"), {"c": campaign["id"]}).scalar()
     assert arms_per_user == 1
     read = client.get(f"/v1/campaigns/{campaign['id']}", headers=marketer_headers).get_json()
@@ -208,7 +208,7 @@ def test_stream_audience_yields_every_device_in_batches(app, populate):
     populate(25)
     batches = list(stream_audience(db.session, {"type": "all"}, now=utcnow(), batch_size=10))
     assert [len(b) for b in batches] == [10, 10, 5]
-    assert db.session.scalar(select(func.count()).select_from(CampaignDelivery)) == 0
+    assert db.session.scalar(select(func.count()).select_from(PushDelivery)) == 0
 
 
 def test_materialize_run_concurrently_writes_each_device_once(committed_app):
@@ -253,7 +253,7 @@ def test_materialize_run_concurrently_writes_each_device_once(committed_app):
     assert sorted(added) == [0, 0, 0, 200]
     with committed_app.app_context():
         counts = db.session.execute(text(
-            "SELECT count(*), count(DISTINCT device_id) FROM campaign_deliveries WHERE campaign_id = :c"),
+            "SELECT count(*), count(DISTINCT device_id) FROM push_deliveries WHERE campaign_id = :c"),
             {"c": campaign_id}).one()
         db.session.remove()
     assert tuple(counts) == (200, 200)

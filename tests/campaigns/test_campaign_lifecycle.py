@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select, update
 from backend.auth.models import User
 from backend.common.db import utcnow
 from backend.extensions import db
-from backend.notifications.campaigns.models import CampaignDelivery
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.models import Device, Notification, PushOutbox
 from tests.campaigns.conftest import future
 
@@ -20,8 +20,8 @@ def _launch(client, headers, campaign_id: str, **body):
 
 def _statuses(campaign_id: str) -> dict[str, int]:
     rows = db.session.execute(
-        select(CampaignDelivery.status, func.count()).where(CampaignDelivery.campaign_id == uuid.UUID(campaign_id))
-        .group_by(CampaignDelivery.status)).all()
+        select(PushDelivery.status, func.count()).where(PushDelivery.campaign_id == uuid.UUID(campaign_id))
+        .group_by(PushDelivery.status)).all()
     return dict(rows)
 
 
@@ -137,9 +137,9 @@ def _simulate_outcomes(campaign_id: str) -> None:
     """Stand in for the delivery engine: mark rows sent/failed/deferred and record inbox opens."""
     cid = uuid.UUID(campaign_id)
     rows = db.session.execute(
-        select(CampaignDelivery.id, CampaignDelivery.user_id, CampaignDelivery.variant)
-        .where(CampaignDelivery.campaign_id == cid, CampaignDelivery.status == "pending")
-        .order_by(CampaignDelivery.id)).all()
+        select(PushDelivery.id, PushDelivery.user_id, PushDelivery.variant)
+        .where(PushDelivery.campaign_id == cid, PushDelivery.status == "pending")
+        .order_by(PushDelivery.id)).all()
     now = utcnow()
     failed = {rows[0].id: "UNREGISTERED", rows[1].id: "UNREGISTERED", rows[2].id: "INVALID_ARGUMENT"}
     deferred = {rows[3].id}
@@ -156,7 +156,7 @@ def _simulate_outcomes(campaign_id: str) -> None:
             opened = counters[row.variant] % 10 < opened_share[row.variant] * 10
             entries.append({"id": uuid.uuid4(), "user_id": row.user_id, "category": "promotional", "title": "t",
                             "campaign_id": cid, "variant": row.variant, "opened_at": now if opened else None})
-        db.session.execute(update(CampaignDelivery).where(CampaignDelivery.id == row.id).values(**values))
+        db.session.execute(update(PushDelivery).where(PushDelivery.id == row.id).values(**values))
     db.session.execute(insert(Notification), entries)
     db.session.commit()
 
@@ -199,7 +199,7 @@ def test_stats_without_significant_difference_names_no_winner(client, create_cam
     _launch(client, marketer_headers, campaign["id"])
     run_jobs(("push",))
     cid = uuid.UUID(campaign["id"])
-    db.session.execute(update(CampaignDelivery).where(CampaignDelivery.campaign_id == cid).values(status="sent"))
+    db.session.execute(update(PushDelivery).where(PushDelivery.campaign_id == cid).values(status="sent"))
     db.session.commit()
     stats = client.get(f"/v1/campaigns/{campaign['id']}/stats", headers=marketer_headers).get_json()
     assert stats["ab_test"]["winner"] is None and stats["ab_test"]["p_value"] == 1.0
@@ -211,8 +211,8 @@ def test_launch_now_materializes_due_immediately(client, create_campaign, market
     before = utcnow()
     _launch(client, marketer_headers, campaign["id"])
     run_jobs(("push",))
-    dues = db.session.scalars(select(CampaignDelivery.due_at).where(
-        CampaignDelivery.campaign_id == uuid.UUID(campaign["id"]))).all()
+    dues = db.session.scalars(select(PushDelivery.due_at).where(
+        PushDelivery.campaign_id == uuid.UUID(campaign["id"]))).all()
     assert len(dues) == 3 and all(before - timedelta(seconds=5) <= d <= utcnow() for d in dues)
     assert db.session.scalar(select(func.count()).select_from(Device)) == 3
     assert db.session.scalar(select(func.count()).select_from(User)) >= 3

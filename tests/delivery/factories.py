@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select, text
 
 from backend.auth.models import User
-from backend.notifications.campaigns.models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.models import Campaign
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.models import Device, QuietHours
 
 MESSAGE = {"default_locale": "en", "locales": {"en": {"title": "Hello", "body": "News for you"},
@@ -54,18 +55,18 @@ def make_campaign(session: Any, recipients: list[Recipient], *, due_at: datetime
     for recipient in recipients:
         for device in recipient.devices:
             due = (due_by_zone or {}).get(device.time_zone, due_at)
-            session.add(CampaignDelivery(campaign_id=campaign.id, device_id=device.id, user_id=recipient.user.id,
+            session.add(PushDelivery(campaign_id=campaign.id, device_id=device.id, user_id=recipient.user.id,
                                          variant="A", time_zone=device.time_zone, locale=device.locale,
                                          status="pending", due_at=due, next_attempt_at=due))
     session.commit()
     return campaign
 
 
-def ledger(session: Any, campaign_id: uuid.UUID) -> list[CampaignDelivery]:
+def ledger(session: Any, campaign_id: uuid.UUID) -> list[PushDelivery]:
     """The campaign's rows, freshly read."""
     session.expire_all()
-    return list(session.scalars(select(CampaignDelivery).where(CampaignDelivery.campaign_id == campaign_id)
-                                .order_by(CampaignDelivery.id)))
+    return list(session.scalars(select(PushDelivery).where(PushDelivery.campaign_id == campaign_id)
+                                .order_by(PushDelivery.id)))
 
 
 def statuses(session: Any, campaign_id: uuid.UUID) -> dict[str, int]:
@@ -105,7 +106,7 @@ def bulk_campaign(session: Any, count: int, *, due_at: datetime, token_prefix: s
     session.flush()
     dues = due_by_zone or {}
     session.execute(text(
-        "INSERT INTO campaign_deliveries (campaign_id, device_id, user_id, variant, time_zone, locale, status, "
+        "INSERT INTO push_deliveries (campaign_id, device_id, user_id, variant, time_zone, locale, status, "
         "due_at, next_attempt_at) SELECT :c, d.id, d.user_id, 'A', d.time_zone, d.locale, 'pending', "
         "COALESCE(CAST(CAST(:dues AS jsonb) ->> d.time_zone AS timestamptz), :due), "
         "COALESCE(CAST(CAST(:dues AS jsonb) ->> d.time_zone AS timestamptz), :due) "
@@ -114,3 +115,25 @@ def bulk_campaign(session: Any, count: int, *, due_at: datetime, token_prefix: s
          "dues": json.dumps({zone: at.isoformat() for zone, at in dues.items()})})
     session.commit()
     return campaign.id
+
+
+def bulk_transactional(session: Any, count: int, *, due_at: datetime, token_prefix: str = "tok",
+                       zones: list[str] | None = None, category: str = "transactional") -> str:
+    """``count`` users with one device each and one transactional send to each, with its ledger rows.
+
+    Written in SQL (fast), as ``transactional.send_to_user`` would; the entries carry the
+    returned tag as their topic, so a test can find its own rows.
+    """
+    tag = bulk_users(session, count, token_prefix=token_prefix, zones=zones)
+    session.execute(text(
+        "INSERT INTO notifications (id, user_id, category, title, body, topic, push_due_at, created_at) "
+        "SELECT gen_random_uuid(), u.id, :category, 'Your code', 'is 123456', :tag, :due, now() "
+        "FROM users u WHERE u.email LIKE :pattern"),
+        {"tag": tag, "due": due_at, "category": category, "pattern": f"%-{tag}@example.test"})
+    session.execute(text(
+        "INSERT INTO push_deliveries (notification_id, device_id, user_id, time_zone, locale, status, due_at, "
+        "next_attempt_at) SELECT n.id, d.id, d.user_id, d.time_zone, d.locale, 'pending', :due, :due "
+        "FROM notifications n JOIN devices d ON d.user_id = n.user_id WHERE n.topic = :tag"),
+        {"tag": tag, "due": due_at})
+    session.commit()
+    return tag

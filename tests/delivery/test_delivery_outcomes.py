@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from backend.common.jobs import get_queue
 from backend.extensions import db
 from backend.notifications.campaigns.models import Campaign
-from backend.notifications.delivery import engine
+from backend.notifications.delivery import engine, outcomes
 from backend.notifications.delivery.dispatch import dispatch_job_id
 from backend.notifications.models import Device, Notification
 from tests.delivery.factories import ledger, make_campaign, make_user, statuses
@@ -105,7 +105,7 @@ def test_send_batch_server_errors_retry_with_backoff_then_fail(app, db_session, 
     assert (row.status, row.error_code, row.attempts) == ("failed", "UNAVAILABLE", engine.MAX_ATTEMPTS)
     assert len(waits) == engine.MAX_ATTEMPTS - 1
     for attempt, wait in enumerate(waits, start=1):
-        ceiling = engine.RETRY_BASE * 2 ** (attempt - 1)
+        ceiling = outcomes.RETRY_BASE * 2 ** (attempt - 1)
         assert ceiling / 2 <= wait <= ceiling  # exponential, with jitter
     # Each engine attempt is itself 3 HTTP tries (the sender's fast retries).
     assert fake_fcm.stats()["counters"]["UNAVAILABLE"] == 3 * engine.MAX_ATTEMPTS

@@ -195,9 +195,11 @@ def test_quiet_hours_ending_inside_the_repeated_fall_back_hour_end_at_its_second
     """New York, 2026-11-01: 01:00-02:00 happens twice. At the second 01:15 (06:15Z) a
     22:00-01:30 window ends at the second 01:30 (06:30Z), not the first one (05:30Z), which
     has passed: a deferral into the past would make the lane reclaim the row forever."""
+    user_id = uuid.uuid4()
     recipient = policy.Recipient(
-        user_id=uuid.uuid4(), time_zone="America/New_York", token="t", device_disabled=False,
-        permission_denied=False, category_enabled=None, quiet_start=time(22, 0), quiet_end=time(1, 30),
+        user_id=user_id, time_zone="America/New_York", device_present=True, owner=user_id, token="t",
+        device_disabled=False, permission_denied=False, category_enabled=None, quiet_start=time(22, 0),
+        quiet_end=time(1, 30),
         quiet_zone="America/New_York")
     rules = policy.CampaignRules(category="promotional", priority="normal", respect_quiet_hours=True,
                                  expires_at=None, cap_max=None, cap_window=None)

@@ -10,10 +10,11 @@ from sqlalchemy import update
 from backend.common.db import utcnow
 from backend.common.jobs import get_queue
 from backend.extensions import db
-from backend.notifications.campaigns.models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.models import Campaign
 from backend.notifications.campaigns.schedule import local_to_utc
 from backend.notifications.delivery import engine, reconcile
 from backend.notifications.delivery.dispatch import dispatch_job_id, schedule_dispatch
+from backend.notifications.delivery.models import PushDelivery
 from tests.delivery.factories import MESSAGE, ledger, make_campaign, make_user, statuses
 
 LEASE_S = 1200
@@ -35,23 +36,32 @@ def test_reconcile_after_a_redis_flush_redispatches_due_work_and_completes(app, 
     assert db.session.get(Campaign, campaign.id).status == "completed"
 
 
-def test_reconcile_stale_claims_become_unknown_and_are_never_resent(app, db_session, fake_fcm, run_jobs):
+def test_reconcile_claims_past_their_lease_are_resent_with_the_same_collapse_identity(
+        app, db_session, fake_fcm, run_jobs):
     now = utcnow()
-    campaign = make_campaign(db.session, [make_user(db.session) for _ in range(3)], due_at=now - timedelta(hours=1))
-    stale, fresh, _pending = ledger(db.session, campaign.id)
-    db.session.execute(update(CampaignDelivery).where(CampaignDelivery.id == stale.id).values(
-        status="sending", claimed_at=now - timedelta(seconds=LEASE_S + 1)))
-    db.session.execute(update(CampaignDelivery).where(CampaignDelivery.id == fresh.id).values(
-        status="sending", claimed_at=now - timedelta(seconds=30)))
+    campaign = make_campaign(db.session, [make_user(db.session) for _ in range(4)], due_at=now - timedelta(hours=1))
+    stale, fresh, _pending, spent = ledger(db.session, campaign.id)
+    lease = reconcile.LEASE.total_seconds()
+    db.session.execute(update(PushDelivery).where(PushDelivery.id.in_((stale.id, spent.id))).values(
+        status="sending", claimed_at=now - timedelta(seconds=lease + 1), attempts=1))
+    db.session.execute(update(PushDelivery).where(PushDelivery.id == spent.id).values(attempts=engine.MAX_ATTEMPTS))
+    db.session.execute(update(PushDelivery).where(PushDelivery.id == fresh.id).values(
+        status="sending", claimed_at=now - timedelta(seconds=lease - 15)))
     db.session.commit()
-    report = reconcile.reconcile(db.session, lease_s=LEASE_S, now=now)
-    assert report.unknown == 1
+    report = reconcile.reconcile(db.session, now=now)
+    assert report.resent == 2
     by_id = {r.id: r for r in ledger(db.session, campaign.id)}
-    assert (by_id[stale.id].status, by_id[stale.id].error_code) == ("unknown", "claim_expired")
-    assert by_id[fresh.id].status == "sending"
+    assert (by_id[stale.id].status, by_id[stale.id].error_code) == ("pending", "lease_expired")
+    assert by_id[spent.id].status == "unknown"  # out of attempts: given up, not resent forever
+    assert by_id[fresh.id].status == "sending"  # its lane may still be recording it
     run_jobs(("push",))
-    assert [m["token"] for m in fake_fcm.messages()] == [_token(_pending)]
-    assert statuses(db.session, campaign.id) == {"unknown": 1, "sending": 1, "sent": 1}
+    received = {m["token"]: m["message"] for m in fake_fcm.messages()}
+    assert set(received) == {_token(stale), _token(_pending)}
+    message = received[_token(stale)]
+    assert message["android"]["notification"]["tag"] == campaign.id.hex
+    assert message["android"]["collapse_key"] == campaign.id.hex
+    assert message["apns"]["headers"]["apns-collapse-id"] == campaign.id.hex
+    assert statuses(db.session, campaign.id) == {"unknown": 1, "sending": 1, "sent": 2}
 
 
 def test_reconcile_schedules_rows_due_before_its_next_run_at_their_instant(app, db_session, fake_fcm):
@@ -70,7 +80,7 @@ def test_reconcile_leaves_paused_campaigns_alone_and_completes_finished_ones(app
     past = utcnow() - timedelta(minutes=1)
     paused = make_campaign(db.session, [make_user(db.session)], due_at=past, status="paused")
     finished = make_campaign(db.session, [make_user(db.session)], due_at=past)
-    db.session.execute(update(CampaignDelivery).where(CampaignDelivery.campaign_id == finished.id)
+    db.session.execute(update(PushDelivery).where(PushDelivery.campaign_id == finished.id)
                        .values(status="sent", sent_at=past))
     db.session.commit()
     report = reconcile.reconcile(db.session, lease_s=LEASE_S)

@@ -22,7 +22,8 @@ from backend.auth.models import User
 from backend.auth.passwords import hash_password
 from backend.common.db import utcnow
 from backend.extensions import db
-from backend.notifications.campaigns.models import Campaign, CampaignDelivery
+from backend.notifications.campaigns.models import Campaign
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.models import Device
 from tests.e2e.processes import ROOT, environment_of, start_gunicorn
 from tests.waiting import wait_for
@@ -144,8 +145,8 @@ def test_console_in_a_real_browser(committed_app, stack, tmp_path):
 
             with committed_app.app_context():
                 campaign_id = db.session.scalar(select(Campaign.id).where(Campaign.name == "Morning sale"))
-                wait_for(lambda: db.session.scalar(select(func.count()).select_from(CampaignDelivery).where(
-                    CampaignDelivery.campaign_id == campaign_id)) == 8, timeout=60, what="the ledger from the worker")
+                wait_for(lambda: db.session.scalar(select(func.count()).select_from(PushDelivery).where(
+                    PushDelivery.campaign_id == campaign_id)) == 8, timeout=60, what="the ledger from the worker")
                 db.session.remove()
             page.goto(f"{base}/admin/campaigns/{campaign_id}/stats")
             sync_api.expect(page.locator("[data-testid=stats-zones]")).to_contain_text("Australia/Lord_Howe")

@@ -53,13 +53,13 @@ def test_mixed_traffic_with_refresh_races_and_a_campaign_has_no_5xx_and_no_false
         stack.seed_devices(AUDIENCE, tag="audience")
         campaign_id = _launch_campaign(stack, marketer)
         # The audience is fixed when the ledger is written; phones register devices of their own.
-        wait_for(lambda: stack.scalar("SELECT count(*) FROM campaign_deliveries WHERE campaign_id = :c",
+        wait_for(lambda: stack.scalar("SELECT count(*) FROM push_deliveries WHERE campaign_id = :c",
                                       c=campaign_id) == AUDIENCE, timeout=120, what="the campaign's ledger")
 
         phase = stack.run("mixed", seconds=40, users={"Phone": 40, "RefreshStorm": 10}, accounts=phones)
 
         stack.wait_for_campaign(campaign_id, timeout=180)
-        sent = stack.scalar("SELECT count(*) FROM campaign_deliveries WHERE campaign_id = :c AND status = 'sent'",
+        sent = stack.scalar("SELECT count(*) FROM push_deliveries WHERE campaign_id = :c AND status = 'sent'",
                             c=campaign_id)
 
     assert phase.errors["5xx"] == 0, phase.errors

@@ -39,7 +39,9 @@ def test_fcm_provider_sends_full_v1_message_to_fcm(app, fake_fcm):
     assert message["notification"] == {
         "title": "Your order shipped", "body": "It arrives Friday", "image": "https://cdn.example.test/box.png"}
     assert message["data"] == {"order_id": "42", "deep_link": "https://app.example.test/orders/42"}
-    assert message["android"] == {"priority": "HIGH", "ttl": "3600s", "collapse_key": "order-42"}
+    # The collapse key is the message's collapse identity on every platform (a resend replaces the first).
+    assert message["android"] == {"priority": "HIGH", "ttl": "3600s", "collapse_key": "order-42",
+                                  "notification": {"tag": "order-42"}}
     headers = message["apns"]["headers"]
     assert headers["apns-priority"] == "10" and headers["apns-collapse-id"] == "order-42"
     assert headers["apns-push-type"] == "alert" and int(headers["apns-expiration"]) > 0

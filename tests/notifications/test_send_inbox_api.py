@@ -32,8 +32,12 @@ def test_send_with_server_key_pushes_and_fills_inbox(client, make_user, auth_hea
     run_jobs(("push",))
     [received] = fake_fcm.messages()
     assert received["token"] == "phone-token"
-    assert received["message"]["android"] == {"priority": "NORMAL", "ttl": "0s"}
+    # Without a collapse key of its own, the entry's id is the collapse identity on every platform.
+    identity = answer["notification_ids"][0].replace("-", "")
+    assert received["message"]["android"] == {"priority": "NORMAL", "ttl": "0s", "collapse_key": identity,
+                                              "notification": {"tag": identity}}
     assert received["message"]["apns"]["headers"]["apns-expiration"] == "0"
+    assert received["message"]["apns"]["headers"]["apns-collapse-id"] == identity
     assert received["message"]["data"]["notification_id"] == answer["notification_ids"][0]
     inbox = client.get("/v1/notifications/inbox", headers=headers).get_json()["items"]
     assert [(n["id"], n["title"], n["read_at"]) for n in inbox] == [(answer["notification_ids"][0], "Welcome", None)]

@@ -1,16 +1,19 @@
-"""Transactional sends through the worker to the local FCM server, counted on the FCM side."""
+"""Transactional sends through the one delivery engine to the local FCM server, counted on the FCM side."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from backend.common.db import utcnow
 from backend.common.jobs import get_queue
 from backend.extensions import db
+from backend.notifications.delivery import engine, reconcile
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.devices import DeviceInfo, register_device
-from backend.notifications.models import Device, Notification, NotificationDelivery
+from backend.notifications.models import Device
 from backend.notifications.preferences import QuietWindow, set_preferences, set_quiet_hours
 from backend.notifications.topics import subscribe
 from backend.notifications.transactional import PushContent, send_to_topic, send_to_user
@@ -23,10 +26,20 @@ def device(user, token: str | None, installation: str | None = None, platform: s
 
 
 def ledger(notification_id) -> dict[str, str]:
-    rows = db.session.execute(select(Device.installation_id, NotificationDelivery.status).join(
-        Device, Device.id == NotificationDelivery.device_id).where(
-        NotificationDelivery.notification_id == notification_id)).all()
+    db.session.expire_all()
+    rows = db.session.execute(select(Device.installation_id, PushDelivery.status).join(
+        Device, Device.id == PushDelivery.device_id).where(
+        PushDelivery.notification_id == notification_id)).all()
     return dict(rows)
+
+
+def time_passes(redis_conn) -> None:
+    """Every waiting row is due now and the quota backoff is over (as if its wait had passed)."""
+    db.session.execute(update(PushDelivery).where(PushDelivery.status.in_(("pending", "deferred")))
+                       .values(next_attempt_at=utcnow()))
+    db.session.commit()
+    for key in redis_conn.scan_iter("groundwork:push:quota-backoff:*"):
+        redis_conn.delete(key)
 
 
 def test_send_to_user_reaches_every_live_device_once(app, db_session, run_jobs, fake_fcm, new_user):
@@ -48,6 +61,7 @@ def test_send_to_user_reaches_every_live_device_once(app, db_session, run_jobs, 
     assert message["data"] == {"order": "7", "notification_id": str(summary.notification_ids[0]),
                                "category": "transactional", "deep_link": "myapp://orders/7"}
     assert message["android"]["collapse_key"] == "order-7"
+    assert message["android"]["notification"] == {"tag": "order-7"}  # the sender's collapse key is the identity
     assert 590 <= int(message["android"]["ttl"].removesuffix("s")) <= 600
     assert message["fcm_options"] == {"analytics_label": "tx_transactional"}
     assert ledger(summary.notification_ids[0]) == {"inst-phone-token": "sent", "inst-tablet-token": "sent"}
@@ -62,7 +76,7 @@ def test_rerun_of_same_job_sends_nothing_twice(app, db_session, run_jobs, fake_f
     again = deliver_notifications(notification_ids=ids)
     get_queue("push").enqueue("jobs.push.deliver_notifications", kwargs={"notification_ids": ids})
     run_jobs(("push",))
-    assert again["outcomes"] == {}
+    assert again["sent"] == 0
     assert [m["token"] for m in fake_fcm.messages()] == ["once-token"]
 
 
@@ -91,7 +105,7 @@ def test_dead_tokens_are_pruned_and_mismatch_flagged(app, db_session, run_jobs, 
 
 
 def test_quota_exceeded_reschedules_after_retry_after_without_resending_sent(
-        app, db_session, run_jobs, fake_fcm, new_user):
+        app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
     user = new_user()
     device(user, "a-token")
     device(user, "b-token")
@@ -101,14 +115,14 @@ def test_quota_exceeded_reschedules_after_retry_after_without_resending_sent(
     run_jobs(("push",))
     assert len(fake_fcm.messages()) == 1
     statuses = sorted(ledger(summary.notification_ids[0]).values())
-    assert statuses == ["deferred", "sent"]
+    assert statuses == ["pending", "sent"]
     registry = ScheduledJobRegistry(queue=get_queue("push"))
     [job_id] = registry.get_job_ids()
     when = registry.get_scheduled_time(job_id)
     assert before + timedelta(seconds=115) <= when <= datetime.now(UTC) + timedelta(seconds=125)
+    # Time passes: the scheduler moves the dispatch to its queue, the worker runs it.
+    time_passes(redis_conn)
     job = get_queue("push").fetch_job(job_id)
-    assert job.kwargs["attempt"] == 2
-    # Time passes: the scheduler moves the job to its queue, the worker runs it.
     registry.remove(job)
     get_queue("push").enqueue_job(job)
     run_jobs(("push",))
@@ -120,16 +134,17 @@ def test_server_errors_retry_with_backoff_then_fail(app, db_session, run_jobs, f
     user = new_user()
     device(user, "internal-token")
     summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Hi"))
-    ids = [str(i) for i in summary.notification_ids]
     run_jobs(("push",))
     first = ScheduledJobRegistry(queue=get_queue("push"))
     [job_id] = first.get_job_ids()
     delay = (first.get_scheduled_time(job_id) - datetime.now(UTC)).total_seconds()
-    assert 10 <= delay <= 31  # 30 s base, jittered down to half
-    for attempt in range(2, 6):
-        result = deliver_notifications(notification_ids=ids, attempt=attempt)
-    assert result["outcomes"] == {"failed": 1} and result["retry_at"] is None
+    assert 8 <= delay <= 21  # 20 s base, jittered down to half
+    later = utcnow()
+    for _ in range(engine.MAX_ATTEMPTS - 1):
+        later += timedelta(hours=1)
+        engine.run_lane(db.session, campaign_id=None, now=later)
     assert ledger(summary.notification_ids[0]) == {"inst-internal-token": "failed"}
+    assert len(fake_fcm.messages()) == 0
 
 
 def test_disabled_category_is_suppressed(app, db_session, run_jobs, fake_fcm, new_user):
@@ -175,7 +190,8 @@ def test_quiet_window_wraps_midnight(app, db_session):
     assert window.ends_after(datetime(2026, 1, 5, 23, 30, tzinfo=tz)) == datetime(2026, 1, 6, 7, 0, tzinfo=tz)
     spring = QuietWindow(time(1), time(2, 30), "America/New_York")  # 02:30 does not exist on 8 March 2026
     end = spring.ends_after(datetime(2026, 3, 8, 1, 30, tzinfo=tz))
-    assert end.astimezone(UTC) == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)  # 03:30 EDT: moved forward
+    # The delivery policy's one rule: an end inside the gap is the gap's end, 03:00 EDT.
+    assert end.astimezone(UTC) == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
 
 
 def test_send_to_topic_reaches_followers_only(app, db_session, run_jobs, fake_fcm, new_user):
@@ -195,36 +211,30 @@ def test_send_to_topic_reaches_followers_only(app, db_session, run_jobs, fake_fc
 
 
 def test_reconciler_finds_pushes_whose_job_was_lost(app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
-    from backend.notifications.delivery.transactional import reconcile
-    from jobs.push import reconcile_transactional_pushes
-
     user = new_user()
     device(user, "lost-token")
-    summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Lost job"))
-    redis_conn.flushdb()  # Redis loses the queued job
-    assert reconcile(db.session) == 0  # not overdue yet: its job may still be on its way
-    notification = db.session.get(Notification, summary.notification_ids[0])
-    notification.push_due_at -= timedelta(minutes=5)
-    db.session.commit()
-    assert reconcile_transactional_pushes() == 1
+    send_to_user(db.session, user_id=user.id, content=PushContent(title="Lost job"))
+    redis_conn.flushdb()  # Redis loses the queued dispatch
+    assert get_queue("push").count == 0
+    assert reconcile.reconcile(db.session).transactional == 1
     run_jobs(("push",))
     assert [m["token"] for m in fake_fcm.messages()] == ["lost-token"]
-    assert reconcile(db.session) == 0  # delivered: nothing left to find
+    assert reconcile.reconcile(db.session).transactional == 0  # delivered: nothing left to find
 
 
-def test_reconciler_reenqueues_stalled_retries_once_they_are_overdue(
+def test_reconciler_redispatches_stalled_retries_once_they_are_due(
         app, db_session, run_jobs, fake_fcm, new_user, redis_conn):
-    from backend.notifications.delivery.transactional import overdue_work
-
     user = new_user()
     device(user, "retry-token")
-    fake_fcm.configure(fail_next=1, fail_next_code="QUOTA_EXCEEDED", retry_after_s=60)
+    fake_fcm.configure(fail_next=1, fail_next_code="QUOTA_EXCEEDED", retry_after_s=600)
     summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Retry me"))
     run_jobs(("push",))
-    redis_conn.flushdb()  # the scheduled retry is lost
-    assert overdue_work(db.session) == []
-    later = datetime.now(UTC) + timedelta(minutes=5)
-    assert overdue_work(db.session, now=later) == [([summary.notification_ids[0]], 2)]
+    redis_conn.flushdb()  # the scheduled retry and the quota backoff are lost
+    assert reconcile.reconcile(db.session).transactional == 0  # not due yet
+    time_passes(redis_conn)
+    assert reconcile.reconcile(db.session).transactional == 1
+    run_jobs(("push",))
+    assert ledger(summary.notification_ids[0]) == {"inst-retry-token": "sent"}
 
 
 def test_expired_ttl_is_not_sent_on_retry(app, db_session, run_jobs, fake_fcm, new_user):
@@ -233,9 +243,8 @@ def test_expired_ttl_is_not_sent_on_retry(app, db_session, run_jobs, fake_fcm, n
     summary = send_to_user(db.session, user_id=user.id, content=PushContent(title="Flash", ttl_seconds=0))
     fake_fcm.configure(fail_next=3, fail_next_code="UNAVAILABLE")  # outlasts the sender's quick retries
     run_jobs(("push",))
-    assert ledger(summary.notification_ids[0]) == {"inst-ttl-token": "deferred"}
-    result = deliver_notifications(notification_ids=[str(summary.notification_ids[0])], attempt=2)
-    assert result["outcomes"] == {}
+    assert ledger(summary.notification_ids[0]) == {"inst-ttl-token": "pending"}
+    engine.run_lane(db.session, campaign_id=None, now=utcnow() + timedelta(hours=1))
     assert ledger(summary.notification_ids[0]) == {"inst-ttl-token": "expired"}
     assert fake_fcm.messages() == []
 

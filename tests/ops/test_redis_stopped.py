@@ -131,7 +131,7 @@ def test_redis_stopped_revocation_fails_closed(outage_app, own_redis, make_user)
 
 
 def test_redis_stopped_queued_work_waits_in_postgresql_and_is_sent_once(outage_app, own_redis, make_user):
-    from jobs.push import reconcile_transactional_pushes
+    from jobs.delivery import reconcile_deliveries
     from jobs.worker import build_worker
 
     user = make_user()
@@ -149,8 +149,8 @@ def test_redis_stopped_queued_work_waits_in_postgresql_and_is_sent_once(outage_a
     db.session.execute(update(Notification).where(Notification.id == notification_id)
                        .values(push_due_at=Notification.push_due_at - timedelta(minutes=5)))
     db.session.commit()  # overdue, as it is once the reconciler's next tick comes
-    assert reconcile_transactional_pushes() == 1
+    assert reconcile_deliveries()["transactional"] == 1  # its ledger row, found in PostgreSQL
     build_worker(outage_app, ["push"], in_process=True).work(burst=True, with_scheduler=False)
-    assert reconcile_transactional_pushes() == 0
+    assert reconcile_deliveries()["transactional"] == 0
     sent = db.session.scalar(select(func.count()).select_from(PushOutbox).where(PushOutbox.token == "outage-token"))
     assert sent == 1

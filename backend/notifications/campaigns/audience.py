@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
 
 from backend.auth.models import User
-from backend.notifications.campaigns.models import CampaignDelivery
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.models import Device, NotificationPreference, Topic, TopicSubscription
 
 BUCKETS = 10_000  # variant/holdout resolution: 0.01 %
@@ -227,7 +227,7 @@ def materialize_ledger(
         .join(zone_due, zone_due.c.zone == Device.time_zone)
     )
     stmt = (
-        pg_insert(CampaignDelivery)
+        pg_insert(PushDelivery)
         .from_select(
             ["campaign_id", "device_id", "user_id", "variant", "time_zone", "locale", "status", "due_at",
              "next_attempt_at"],

@@ -87,6 +87,7 @@ class Composer:
     def __init__(self, campaign: Campaign, variants: Iterable[CampaignVariant]) -> None:
         self.campaign_id = str(campaign.id)
         self.label = f"campaign-{campaign.id.hex}"
+        self.collapse_id = campaign.id.hex  # a resend to a device replaces the first copy
         self.base = campaign.message or {}
         self.overrides = {v.key: v.message_override or {} for v in variants}
         self.personal = any(
@@ -125,4 +126,4 @@ class Composer:
             key=key, token=token, title=title or None, body=body or None, image=message.get("image_url"),
             data=data, deep_link=message.get("deep_link"), ttl_seconds=message.get("ttl_seconds"),
             priority=priority, collapse_key=message.get("collapse_key"), silent=bool(message.get("silent")),
-            badge=message.get("badge"), analytics_label=self.label)
+            badge=message.get("badge"), analytics_label=self.label, collapse_id=self.collapse_id)

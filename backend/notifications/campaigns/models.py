@@ -1,16 +1,14 @@
-"""Campaign tables: the campaign, its A/B variants, and the send ledger (one row per device)."""
+"""Campaign tables: the campaign and its A/B variants (its ledger rows are in delivery.models)."""
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
-    Identity,
     Index,
     Integer,
     String,
@@ -27,10 +25,6 @@ from backend.notifications.models import Device, Notification
 
 CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
 CATEGORIES = ("transactional", "social", "promotional", "re_engagement")
-DELIVERY_STATUSES = (
-    "pending", "sending", "sent", "failed", "deferred", "capped", "expired",
-    "held_out", "suppressed", "cancelled", "unknown",
-)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -85,49 +79,6 @@ class CampaignVariant(Base):
     message_override: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
 
-class CampaignDelivery(Base):
-    """The send ledger: one row per (campaign, device), written before any provider call."""
-
-    __tablename__ = "campaign_deliveries"
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "device_id"),
-        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status_known"),
-        Index("ix_campaign_deliveries_campaign_id_status", "campaign_id", "status"),
-        # Due work is found by time alone (dispatcher and reconciler).
-        Index(
-            "ix_campaign_deliveries_due", "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'deferred')"),
-        ),
-        # Delivery engine: a lane claims one campaign's due rows in due order.
-        Index(
-            "ix_campaign_deliveries_campaign_due", "campaign_id", "next_attempt_at",
-            postgresql_where=text("status IN ('pending', 'deferred')"),
-        ),
-        # Delivery engine: frequency caps count a user's recent sends across campaigns.
-        Index(
-            "ix_campaign_deliveries_user_claimed", "user_id", "claimed_at",
-            postgresql_where=text("status IN ('sent', 'sending')"),
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
-    campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    user_id: Mapped[uuid.UUID] = mapped_column()
-    variant: Mapped[str] = mapped_column(String(16))
-    time_zone: Mapped[str] = mapped_column(String(64))
-    locale: Mapped[str] = mapped_column(String(35))
-    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    claim_token: Mapped[uuid.UUID | None] = mapped_column()
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    fcm_message_id: Mapped[str | None] = mapped_column(Text)
-    error_code: Mapped[str | None] = mapped_column(String(64))
-
-
 # Indexes on other domains' tables that exist for the audience query (backend.notifications.
 # audience); created by migration 0006. Pushable devices by (zone, platform, last seen),
 # covering what the ledger needs, so the usual segment is an index-only scan; and the
@@ -146,4 +97,4 @@ ix_notifications_campaign_openers = Index(
     postgresql_where=text("opened_at IS NOT NULL"),
 )
 
-__all__ = ["Campaign", "CampaignDelivery", "CampaignVariant"]
+__all__ = ["Campaign", "CampaignVariant"]

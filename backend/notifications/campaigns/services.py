@@ -21,9 +21,10 @@ from backend.common.jobs import enqueue_after_commit
 from backend.common.locales import is_language_tag
 from backend.notifications.campaigns import schedule as sched
 from backend.notifications.campaigns.audience import distinct_zones, parse_version
-from backend.notifications.campaigns.models import Campaign, CampaignDelivery, CampaignVariant
+from backend.notifications.campaigns.models import Campaign, CampaignVariant
 from backend.notifications.campaigns.templating import check_message_templates, merged_message
 from backend.notifications.delivery.dispatch import schedule_dispatch
+from backend.notifications.delivery.models import PushDelivery
 from backend.notifications.topics import TOPIC_NAME
 
 MATERIALIZE_JOB = "jobs.campaigns.materialize_campaign"
@@ -207,9 +208,9 @@ def campaigns_query(*, status: str | None = None) -> Select:
 def _started(session: Session, campaign: Campaign, now: datetime) -> bool:
     """Whether any delivery of a scheduled campaign is due or past the ledger's first step."""
     first = session.scalar(
-        select(CampaignDelivery.id).where(
-            CampaignDelivery.campaign_id == campaign.id,
-            (CampaignDelivery.due_at <= now) | CampaignDelivery.status.not_in(("pending", "held_out", "suppressed")),
+        select(PushDelivery.id).where(
+            PushDelivery.campaign_id == campaign.id,
+            (PushDelivery.due_at <= now) | PushDelivery.status.not_in(("pending", "held_out", "suppressed")),
         ).limit(1))
     return first is not None
 
@@ -232,7 +233,7 @@ def update_campaign(session: Session, *, campaign_id: uuid.UUID, data: dict[str,
         _replace_variants(session, campaign, data["variants"])
     if launched and any(key in data for key in _TARGETING):
         # Targeting changed before the first send: rebuild the ledger from scratch.
-        session.execute(delete(CampaignDelivery).where(CampaignDelivery.campaign_id == campaign.id))
+        session.execute(delete(PushDelivery).where(PushDelivery.campaign_id == campaign.id))
         campaign.status = "scheduled"
         _enqueue_materialize(session, campaign)
     session.commit()
@@ -287,11 +288,11 @@ def resume_campaign(session: Session, *, campaign_id: uuid.UUID) -> Campaign:
                        details={"status": campaign.status})
     now = utcnow()
     instants = list(session.scalars(
-        select(CampaignDelivery.next_attempt_at).where(
-            CampaignDelivery.campaign_id == campaign.id, CampaignDelivery.status.in_(("pending", "deferred")),
+        select(PushDelivery.next_attempt_at).where(
+            PushDelivery.campaign_id == campaign.id, PushDelivery.status.in_(("pending", "deferred")),
         ).distinct()))
     materialized = session.scalar(
-        select(CampaignDelivery.id).where(CampaignDelivery.campaign_id == campaign.id).limit(1)) is not None
+        select(PushDelivery.id).where(PushDelivery.campaign_id == campaign.id).limit(1)) is not None
     campaign.status, campaign.paused_reason = ("running" if materialized else "scheduled"), None
     if materialized:
         schedule_dispatch(session, campaign_id=campaign.id, due_instants=[max(at, now) for at in instants])
@@ -307,8 +308,8 @@ def cancel_campaign(session: Session, *, campaign_id: uuid.UUID) -> Campaign:
     if campaign.status in ("completed", "cancelled"):
         raise Conflict("This campaign has already ended.", code="campaign_ended", details={"status": campaign.status})
     session.execute(
-        update(CampaignDelivery)
-        .where(CampaignDelivery.campaign_id == campaign.id, CampaignDelivery.status.in_(("pending", "deferred")))
+        update(PushDelivery)
+        .where(PushDelivery.campaign_id == campaign.id, PushDelivery.status.in_(("pending", "deferred")))
         .values(status="cancelled"))
     campaign.status, campaign.completed_at = "cancelled", utcnow()
     session.commit()

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.notifications.campaigns.models import DELIVERY_STATUSES, CampaignDelivery
 from backend.notifications.campaigns.services import get_campaign
+from backend.notifications.delivery.models import DELIVERY_STATUSES, PushDelivery
 from backend.notifications.models import Notification
 
 SIGNIFICANCE = 0.05  # two-sided p-value below which the leading variant is called the winner
@@ -56,7 +56,7 @@ def ab_verdict(by_variant: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
 def campaign_stats(session: Session, *, campaign_id: uuid.UUID) -> dict[str, Any]:
     """Counts by status per variant and zone, failures by reason, opens and open rates."""
     campaign = get_campaign(session, campaign_id=campaign_id)
-    ledger = CampaignDelivery
+    ledger = PushDelivery
     rows = session.execute(
         select(ledger.variant, ledger.time_zone, ledger.status, ledger.error_code, func.count().label("n"))
         .where(ledger.campaign_id == campaign.id)

@@ -1,36 +1,65 @@
-"""The send ledger's three statements: claim due rows, park or mark them, record outcomes.
+"""The push ledger's statements: claim due rows, park or mark them, record outcomes.
 
 Written as SQL because each works on a whole batch in one round trip; ``engine``
-binds them. Every write is guarded by the batch's claim token.
+binds them. Every write after the claim is guarded by the batch's claim token. Both
+claims read, beside each row, what the send-time policy re-checks: the device as it is
+*now* (gone, token gone, another owner), the category preference and the quiet hours.
+"""
+
+# The device as it is now; LEFT JOIN LATERAL: one index probe per claimed row, and a row
+# whose device was deleted (signed out) still comes back, to be suppressed with its reason.
+_DEVICE = """
+LEFT JOIN LATERAL (SELECT x.token, x.disabled_at IS NOT NULL AS disabled, x.push_permission = 'denied' AS denied,
+                          x.user_id AS owner
+                   FROM devices x WHERE x.id = d.device_id LIMIT 1) dv ON true
 """
 
 # The due rows are picked (and locked) alone, in the order of the partial index on
 # (campaign_id, next_attempt_at), before any join: the cost stays per batch, not per campaign.
-CLAIM_SQL = """
+CLAIM_CAMPAIGN_SQL = """
 WITH due AS (
     SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts, d.next_attempt_at
-    FROM campaign_deliveries d
+    FROM push_deliveries d
     WHERE d.campaign_id = :campaign AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
     ORDER BY d.next_attempt_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
 SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts,
-       dv.token, dv.disabled, dv.denied,
+       dv.token, dv.disabled, dv.denied, dv.owner,
        p.enabled, q.start_local, q.end_local, q.time_zone,
        u.first_name, u.display_name, {properties}
 FROM due d
--- LATERAL: one index probe per claimed row (a hash join would read every device)
-CROSS JOIN LATERAL (SELECT x.token, x.disabled_at IS NOT NULL AS disabled, x.push_permission = 'denied' AS denied
-                    FROM devices x WHERE x.id = d.device_id LIMIT 1) dv
+{device}
 LEFT JOIN users u ON u.id = d.user_id
 LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = :category
 LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
 ORDER BY d.next_attempt_at, d.id
-"""
+""".replace("{device}", _DEVICE)
+
+# Transactional rows (campaign_id IS NULL) of every send, in due order (their partial index).
+CLAIM_TRANSACTIONAL_SQL = """
+WITH due AS (
+    SELECT d.id, d.notification_id, d.device_id, d.user_id, d.locale, d.time_zone, d.attempts, d.next_attempt_at
+    FROM push_deliveries d
+    WHERE d.campaign_id IS NULL AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
+    ORDER BY d.next_attempt_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+SELECT d.id, d.device_id, d.user_id, d.notification_id, d.locale, d.time_zone, d.attempts,
+       dv.token, dv.disabled, dv.denied, dv.owner,
+       p.enabled, q.start_local, q.end_local, q.time_zone
+FROM due d
+JOIN notifications n ON n.id = d.notification_id
+{device}
+LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = n.category
+LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
+ORDER BY d.next_attempt_at, d.id
+""".replace("{device}", _DEVICE)
 
 PARK_SQL = """
-UPDATE campaign_deliveries d
+UPDATE push_deliveries d
 SET status = v.status,
     next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
     error_code = v.err,
@@ -43,7 +72,7 @@ WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
 """
 
 RECORD_SQL = """
-UPDATE campaign_deliveries d
+UPDATE push_deliveries d
 SET status = v.status,
     sent_at = CASE WHEN v.status = 'sent' THEN CAST(:at AS timestamptz) END,
     fcm_message_id = v.mid,
@@ -53,5 +82,18 @@ SET status = v.status,
 FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:mids AS text[]), CAST(:errs AS text[]),
             CAST(:next_at AS timestamptz[])) AS v(id, status, mid, err, next_at)
 WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.claim_token = CAST(:token AS uuid)
-  AND d.status IN ('sending', 'unknown')
+  AND d.status = 'sending'
+"""
+
+# A claim whose lease ran out belongs to a worker that died (or stalled) mid-send: its
+# requests may or may not have reached FCM. It is sent again, with the same collapse
+# identity, so a phone that got both shows one notification; after the attempt limit it
+# is left 'unknown'.
+EXPIRE_LEASES_SQL = """
+UPDATE push_deliveries d
+SET status = CASE WHEN d.attempts >= :max_attempts THEN 'unknown'
+                  WHEN EXISTS (SELECT 1 FROM campaigns c WHERE c.id = d.campaign_id AND c.status = 'cancelled')
+                  THEN 'cancelled' ELSE 'pending' END,
+    error_code = 'lease_expired', claim_token = NULL, next_attempt_at = :now
+WHERE d.status = 'sending' AND d.claimed_at < :cutoff
 """

@@ -1,4 +1,4 @@
-"""Send-time policy for campaign deliveries: quiet hours, frequency caps, throttle, expiry.
+"""The one send-time policy for every push: recipient re-check, quiet hours, caps, throttle, expiry.
 
 Every rule is decided at the moment a row is claimed, from PostgreSQL alone, and every
 rule that says "not now" *defers* the row to the first instant it could go (the end of
@@ -48,6 +48,8 @@ class Recipient:
 
     user_id: uuid.UUID
     time_zone: str
+    device_present: bool  # False: the device was deleted (signed out) since the row was written
+    owner: uuid.UUID | None  # who owns the device now
     token: str | None
     device_disabled: bool
     permission_denied: bool
@@ -59,7 +61,7 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class CampaignRules:
-    """The campaign-level settings the policy applies."""
+    """The settings of the origin (a campaign, or one transactional send) that the policy applies."""
 
     category: str
     priority: str
@@ -115,10 +117,16 @@ def decide(recipient: Recipient, rules: CampaignRules, *, now: datetime,
     """The verdict for one row at ``now``: every rule together, the latest deferral wins."""
     if rules.expires_at is not None and now >= rules.expires_at:
         return Verdict("expired", reason="expired")
+    # The recipient as they are now, not as when the row was written: nothing of one
+    # user's may reach a phone that has since signed out or passed to someone else.
+    if not recipient.device_present:
+        return Verdict("suppressed", reason="signed_out")
+    if recipient.owner != recipient.user_id:
+        return Verdict("suppressed", reason="owner_changed")
     if recipient.category_enabled is False:
         return Verdict("suppressed", reason="category_disabled")
     if not recipient.token or recipient.device_disabled:
-        return Verdict("failed", reason="no_token")
+        return Verdict("suppressed", reason="token_gone")
     if recipient.permission_denied:
         return Verdict("suppressed", reason="permission_denied")
     defer_until: datetime | None = None
@@ -163,7 +171,7 @@ def recent_first_sends(session: Session, *, user_ids: Iterable[uuid.UUID], categ
     """
     rows = session.execute(
         text(
-            "SELECT d.user_id, min(d.claimed_at) FROM campaign_deliveries d "
+            "SELECT d.user_id, min(d.claimed_at) FROM push_deliveries d "
             "JOIN campaigns c ON c.id = d.campaign_id "
             "WHERE d.user_id = ANY(CAST(:users AS uuid[])) AND d.status IN ('sent', 'sending') "
             "AND d.claimed_at > :since AND d.campaign_id <> :campaign AND c.category = :category "
@@ -211,7 +219,7 @@ def throttle_allowance(session: Session, *, campaign_id: uuid.UUID, per_minute: 
             "SELECT count(*), min(claimed_at), "
             "count(*) FILTER (WHERE claimed_at > :slice_start), "
             "min(claimed_at) FILTER (WHERE claimed_at > :slice_start) "
-            "FROM campaign_deliveries WHERE campaign_id = :campaign "
+            "FROM push_deliveries WHERE campaign_id = :campaign "
             "AND status IN ('sending', 'sent', 'failed', 'unknown') AND claimed_at > :window_start"
         ),
         {"campaign": campaign_id, "window_start": now - THROTTLE_WINDOW, "slice_start": now - THROTTLE_SLICE},

@@ -1,10 +1,11 @@
-"""The delivery reconciler: campaign progress rebuilt from PostgreSQL alone.
+"""The delivery reconciler: the progress of every push rebuilt from PostgreSQL alone.
 
-Runs every 30 s (jobs/periodic.py). Redis holds only *hints* (scheduled dispatches,
-queued lanes); if they vanish (a flush, a lost enqueue, a killed worker) this finds the
-work again: due rows get a dispatch now, rows due before the next run get a dispatch at
-their instant, 'sending' claims older than the lease become 'unknown' (never resent),
-and campaigns with nothing left are completed.
+Runs every 15 s (jobs/periodic.py). Redis holds only *hints* (scheduled dispatches,
+queued lanes, the quota backoff); if they vanish (a flush, a lost enqueue, a killed
+worker) this finds the work again, for campaigns and transactional sends alike: due rows
+get a dispatch now, rows due before the next run get a dispatch at their instant,
+'sending' claims whose lease ran out are made due again (resent with the same collapse
+identity), and campaigns with nothing left are completed.
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from sqlalchemy.orm import Session
 from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit
 from backend.notifications.delivery.dispatch import schedule_dispatch
+from backend.notifications.delivery.ledger import EXPIRE_LEASES_SQL
+from backend.notifications.delivery.outcomes import MAX_ATTEMPTS
 
-RECONCILE_EVERY = timedelta(seconds=30)
+RECONCILE_EVERY = timedelta(seconds=15)
+LEASE = timedelta(seconds=45)  # see engine.LEASE
 # Dispatches are scheduled precisely for rows due before the run after next.
 LOOKAHEAD = RECONCILE_EVERY + timedelta(seconds=10)
 # A campaign left 'scheduled' this long after launch lost its materialize job.
@@ -31,7 +35,8 @@ MATERIALIZE_JOB = "jobs.campaigns.materialize_campaign"
 class ReconcileReport:
     """What one reconciler run changed."""
 
-    unknown: int = 0
+    resent: int = 0  # claims whose lease ran out, due again
+    transactional: int = 0  # 1 when transactional rows got a dispatch
     expired: int = 0
     dispatched: int = 0
     scheduled: int = 0
@@ -43,20 +48,28 @@ class ReconcileReport:
         return asdict(self)
 
 
-def reconcile(session: Session, *, lease_s: float, now: datetime | None = None) -> ReconcileReport:
-    """One pass over active campaigns; commits once (dispatches leave after the commit)."""
+def reconcile(session: Session, *, lease_s: float | None = None, now: datetime | None = None) -> ReconcileReport:
+    """One pass over every origin; commits once (dispatches leave after the commit)."""
     now = now or utcnow()
+    lease = timedelta(seconds=lease_s) if lease_s is not None else LEASE
     report = ReconcileReport()
-    report.unknown = session.execute(text(
-        "UPDATE campaign_deliveries SET status = 'unknown', error_code = 'claim_expired' "
-        "WHERE campaign_id IN (SELECT id FROM campaigns WHERE status IN ('running', 'paused', 'cancelled')) "
-        "AND status = 'sending' AND claimed_at < :cutoff"), {"cutoff": now - timedelta(seconds=lease_s)}).rowcount
+    report.resent = session.execute(text(EXPIRE_LEASES_SQL), {
+        "cutoff": now - lease, "now": now, "max_attempts": MAX_ATTEMPTS}).rowcount
+    tx_due = session.execute(text(
+        "SELECT min(next_attempt_at) FROM push_deliveries WHERE campaign_id IS NULL "
+        "AND status IN ('pending', 'deferred') AND next_attempt_at <= :horizon"),
+        {"horizon": now + LOOKAHEAD}).scalar()
+    if tx_due is not None:
+        # Overdue: at once (a whole second never lies ahead); upcoming: at its instant.
+        at = tx_due if tx_due > now else now.replace(microsecond=0)
+        schedule_dispatch(session, campaign_id=None, due_instants=[at], now=now)
+        report.transactional = 1
     report.expired = session.execute(text(
-        "UPDATE campaign_deliveries SET status = 'expired', error_code = 'expired' "
+        "UPDATE push_deliveries SET status = 'expired', error_code = 'expired' "
         "WHERE campaign_id IN (SELECT id FROM campaigns WHERE status = 'running' AND expires_at <= :now) "
         "AND status IN ('pending', 'deferred')"), {"now": now}).rowcount
     due = session.execute(text(
-        "SELECT DISTINCT d.campaign_id FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+        "SELECT DISTINCT d.campaign_id FROM push_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
         "WHERE c.status = 'running' AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now"),
         {"now": now}).scalars().all()
     for campaign_id in due:
@@ -64,7 +77,7 @@ def reconcile(session: Session, *, lease_s: float, now: datetime | None = None) 
     report.dispatched = len(due)
     upcoming = session.execute(text(
         "SELECT DISTINCT d.campaign_id, date_trunc('second', d.next_attempt_at) + interval '1 second' "
-        "FROM campaign_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+        "FROM push_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
         "WHERE c.status = 'running' AND d.status IN ('pending', 'deferred') "
         "AND d.next_attempt_at > :now AND d.next_attempt_at <= :horizon"),
         {"now": now, "horizon": now + LOOKAHEAD}).all()
@@ -95,6 +108,6 @@ def _complete(session: Session, *, now: datetime, campaign_id: uuid.UUID | None 
     return list(session.execute(text(
         "UPDATE campaigns c SET status = 'completed', completed_at = :now, updated_at = now() "
         "WHERE c.status = 'running' AND (CAST(:campaign AS uuid) IS NULL OR c.id = CAST(:campaign AS uuid)) "
-        "AND NOT EXISTS (SELECT 1 FROM campaign_deliveries d WHERE d.campaign_id = c.id "
+        "AND NOT EXISTS (SELECT 1 FROM push_deliveries d WHERE d.campaign_id = c.id "
         "AND d.status IN ('pending', 'deferred', 'sending')) RETURNING c.id"),
         {"now": now, "campaign": campaign_id}).scalars())

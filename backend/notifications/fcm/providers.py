@@ -50,6 +50,9 @@ class OutgoingPush:
     silent: bool = False
     badge: int | None = None
     analytics_label: str | None = None
+    # The identity a resend shares with the first copy (android notification tag, APNs
+    # collapse id, collapse key), so a phone that got both shows one notification.
+    collapse_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class PushResult:
 
 class PushProvider(Protocol):
     """Sends a batch of pushes and answers one result per message, in order."""
+
+    project: str  # whose quota the sends count against (one backoff per project)
 
     def send(self, messages: list[OutgoingPush]) -> list[PushResult]: ...
 
@@ -85,10 +90,13 @@ def to_fcm_message(push: OutgoingPush) -> OutgoingMessage:
         # APNs takes an absolute expiry; 0 means "deliver now or never", as FCM documents.
         apns_headers["apns-expiration"] = str(int(time.time()) + push.ttl_seconds if push.ttl_seconds else 0)
         webpush_headers["TTL"] = str(push.ttl_seconds)
-    if push.collapse_key:
-        android["collapse_key"] = push.collapse_key
-        apns_headers["apns-collapse-id"] = push.collapse_key
-        webpush_headers["Topic"] = push.collapse_key
+    collapse = push.collapse_key or push.collapse_id
+    if collapse:
+        android["collapse_key"] = collapse
+        apns_headers["apns-collapse-id"] = collapse
+        webpush_headers["Topic"] = collapse[:32]  # Web Push topics are at most 32 characters
+        if not push.silent:
+            android["notification"] = {"tag": collapse}  # a second copy replaces the first on screen
     aps: dict[str, Any] = {}
     if push.silent:
         aps["content-available"] = 1
@@ -128,6 +136,7 @@ class FcmProvider:
                 project_id = json.load(handle).get("project_id", "")
         endpoint_base = f"{endpoint.rstrip('/')}/v1/projects" if endpoint else None
         self.sender = FcmSender(credentials_file, project_id, endpoint_base=endpoint_base, **options)
+        self.project = project_id
         # The sender keeps its connection pool between batches; release it when the process ends.
         atexit.register(self.sender.close)
 
@@ -143,6 +152,7 @@ class OutboxProvider:
     """Records each push in ``push_outbox`` (in the caller's transaction) instead of sending it."""
 
     def __init__(self) -> None:
+        self.project = "outbox"
         # Only the payload builder is used: no credentials are read.
         self._builder = FCMNotification(service_account_file="unused", project_id="outbox")
 
