@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask_caching import Cache
+from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
@@ -14,3 +15,4 @@ db = SQLAlchemy(model_class=Base, session_options={"join_transaction_mode": "cre
                                                    "class_": Session})
 migrate = Migrate()
 cache = Cache()
+jwt_manager = JWTManager()  # loaders and error callbacks: backend.auth.tokens and backend.auth.principal

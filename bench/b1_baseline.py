@@ -62,6 +62,7 @@ def production_env(database_url: str, redis_url: str, run_dir: Path) -> dict[str
         "JWT_PRIVATE_KEYS": pem,
         "PROXY_FIX_X_FOR": "1",
         "RATELIMIT_DEFAULT": "1000000000 per minute",
+        "RATELIMIT_PER_USER": "1000000000 per minute",  # one token drives the whole run
         "STORAGE_BACKEND": "local",
         "STORAGE_LOCAL_PATH": str(run_dir / "storage"),
         "LOG_LEVEL": "INFO",

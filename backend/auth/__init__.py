@@ -9,6 +9,7 @@ from backend.common.ratelimit import BEARER_SUBJECT
 
 def init_app(app: Flask) -> None:
     """Signing keys, the principal loader behind ``@require``, and ``flask create-staff``."""
+    from backend.auth import jwt_loaders  # noqa: F401 - registers flask-jwt-extended's callbacks
     from backend.auth.deletion import register_exporter
     from backend.auth.factors.export import export_sign_in_factors
     from backend.auth.passkeys.credentials import export_passkeys

@@ -9,6 +9,14 @@ is pinned per key, and a token's ``kid`` only selects among our own keys: ``jku`
 Development and test without ``JWT_PRIVATE_KEYS``: one Ed25519 key derived from
 ``SECRET_KEY`` (so every process of one deployment, workers included, agrees; with no
 SECRET_KEY set it is random per process). Production refuses to start without keys.
+
+flask-jwt-extended creates and verifies the tokens: its encode key and header loaders
+sign with the newest key (``alg`` and ``kid`` in the header pin the algorithm per key),
+its decode key loader picks among our keys by ``kid`` and refuses any other algorithm,
+and issuer, audience and leeway come from its settings. Its error callbacks (registered
+by ``backend.auth.principal``) answer in the common error shape. What stays ours: the
+per-worker memo of verified tokens (the library verifies the signature on every call)
+and the required-claims check (the library requires only ``sub``).
 """
 from __future__ import annotations
 
@@ -19,16 +27,19 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from flask import Flask, current_app
+from flask_jwt_extended import create_access_token, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from backend.common.errors import Unauthorized
+from backend.extensions import jwt_manager
 
 _PEM_RE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.+?-----END [A-Z ]*PRIVATE KEY-----", re.S)
 _EXTENSION = "groundwork.jwt_keys"
@@ -90,9 +101,41 @@ def load_keys(config: dict[str, Any]) -> list[SigningKey]:
 
 
 def init_keys(app: Flask) -> None:
-    """Load the app's signing keys once (parsing only, no I/O)."""
+    """Load the app's signing keys once (parsing only, no I/O) and bind flask-jwt-extended to them."""
     app.extensions[_EXTENSION] = load_keys(app.config)
     app.extensions[_VERIFIED] = _VerifiedTokens()
+    c = app.config
+    c["JWT_TOKEN_LOCATION"] = ["headers"]
+    c["JWT_ALGORITHM"] = app.extensions[_EXTENSION][0].alg  # informational: the header's alg decides
+    c["JWT_DECODE_ALGORITHMS"] = ["EdDSA", "RS256"]  # and the decode key loader pins each key's own
+    c["JWT_ENCODE_ISSUER"] = c["JWT_DECODE_ISSUER"] = c["JWT_ISSUER"]
+    c["JWT_ENCODE_AUDIENCE"] = c["JWT_DECODE_AUDIENCE"] = c["JWT_AUDIENCE"]
+    c["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(seconds=c["ACCESS_TOKEN_TTL_S"])
+    c["JWT_DECODE_LEEWAY"] = _LEEWAY_S
+    c["JWT_IDENTITY_CLAIM"] = "sub"
+    c["JWT_ENCODE_NBF"] = False
+    c["JWT_COOKIE_CSRF_PROTECT"] = False  # headers only: a random csrf claim would make tokens non-deterministic
+    jwt_manager.init_app(app)
+
+
+@jwt_manager.encode_key_loader
+def _encode_key(identity: Any) -> Any:
+    return _keys()[0].private
+
+
+@jwt_manager.additional_headers_loader
+def _encode_headers(identity: Any) -> dict[str, str]:
+    key = _keys()[0]
+    return {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}  # PyJWT signs with the header's alg
+
+
+@jwt_manager.decode_key_loader
+def _decode_key(header: dict[str, Any], payload: dict[str, Any]) -> Any:
+    """Only our own keys, by ``kid``, each with its own algorithm (no jku, x5u or embedded keys)."""
+    key = next((k for k in _keys() if k.kid == header.get("kid")), None)
+    if key is None or header.get("alg") != key.alg:
+        raise Unauthorized("The access token was not signed by this server.", code="token_invalid")
+    return key.public
 
 
 class _VerifiedTokens:
@@ -134,15 +177,10 @@ def jwks() -> dict[str, list[dict[str, str]]]:
 def issue_access_token(*, user_id: uuid.UUID, session_id: uuid.UUID, role: str, token_version: int,
                        issued_at: datetime, jti: uuid.UUID) -> str:
     """Sign an access token; the same inputs give the same token (deterministic signatures)."""
-    config = current_app.config
     iat = int(issued_at.timestamp())
-    claims = {
-        "iss": config["JWT_ISSUER"], "aud": config["JWT_AUDIENCE"], "sub": str(user_id), "sid": str(session_id),
-        "role": role, "ver": token_version, "typ": "access", "iat": iat,
-        "exp": iat + config["ACCESS_TOKEN_TTL_S"], "jti": str(jti),
-    }
-    key = _keys()[0]
-    return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"})
+    claims = {"sid": str(session_id), "role": role, "ver": token_version, "typ": "access", "iat": iat,
+              "exp": iat + current_app.config["ACCESS_TOKEN_TTL_S"], "jti": str(jti)}
+    return create_access_token(identity=str(user_id), additional_claims=claims)
 
 
 def decode_access_token(token: str) -> dict[str, Any]:
@@ -156,30 +194,19 @@ def decode_access_token(token: str) -> dict[str, Any]:
             verified.forget(token)
             raise Unauthorized("The access token has expired; refresh it.", code="token_expired")
         return dict(claims)
-    claims = _verify_access_token(token, keys)
+    claims = _verify_access_token(token)
     verified.remember(token, claims, keys)
     return dict(claims)
 
 
-def _verify_access_token(token: str, keys: list[SigningKey]) -> dict[str, Any]:
+def _verify_access_token(token: str) -> dict[str, Any]:
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise Unauthorized("The access token is malformed.", code="token_invalid") from exc
-    key = next((k for k in keys if k.kid == header.get("kid")), None)
-    if key is None or header.get("alg") != key.alg:
-        raise Unauthorized("The access token was not signed by this server.", code="token_invalid")
-    config = current_app.config
-    try:
-        claims = jwt.decode(
-            token, key.public, algorithms=[key.alg], audience=config["JWT_AUDIENCE"], issuer=config["JWT_ISSUER"],
-            options={"require": list(REQUIRED_CLAIMS)}, leeway=_LEEWAY_S,
-        )
+        claims = decode_token(token)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired; refresh it.", code="token_expired") from exc
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, JWTExtendedException) as exc:
         raise Unauthorized("The access token is not valid.", code="token_invalid") from exc
-    if claims.get("typ") != "access":
+    if any(name not in claims for name in REQUIRED_CLAIMS) or claims.get("typ") != "access":
         raise Unauthorized("This is not an access token.", code="token_invalid")
     try:
         claims["sub"], claims["sid"] = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
