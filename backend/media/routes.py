@@ -24,6 +24,7 @@ from backend.media.schemas import (
     UploadQueryArgsSchema,
     UploadReadSchema,
 )
+from backend.media.video import routes as video_routes
 
 blp = Blueprint("media", __name__, url_prefix="/v1/media",
                 description="Uploads straight to storage, validation, image variants and video, status")
@@ -122,4 +123,4 @@ class MediaComplete(MethodView):
         return uploads.complete_upload(db.session, owner_id=_me(), media_id=media_id)
 
 
-blueprints = [blp, *moderation_routes.blueprints]
+blueprints = [blp, *moderation_routes.blueprints, *video_routes.blueprints]

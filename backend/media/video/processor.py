@@ -82,15 +82,17 @@ def _store_all(ctx: ProcessingContext, out: Path, made: TranscodeResult) -> dict
         return {"key": keys[name], "content_type": CONTENT_TYPES[Path(name).suffix],
                 "bytes": (out / name).stat().st_size, **extra}
 
+    # The master playlist and the VTT name their parts by relative paths, which a plain signed
+    # URL cannot follow: they are handed out by the playback routes, rewritten and signed.
     return {
-        "hls": variant(made.master, width=largest.width, height=largest.height, renditions=[
+        "hls": variant(made.master, width=largest.width, height=largest.height, deliver=False, renditions=[
             {"name": r.name, "width": r.width, "height": r.height, "video_kbps": r.video_kbps,
              "playlist_key": keys[made.variant_playlists[r.name]]} for r in made.renditions]),
         "mp4": variant(made.fallback, width=fallback.width, height=fallback.height),
         "poster": variant(made.poster, width=largest.width, height=largest.height),
         "storyboard": variant(made.storyboard_sprite, width=made.storyboard.sprite_size[0],
                               height=made.storyboard.sprite_size[1]),
-        "storyboard_vtt": variant(made.storyboard_vtt),
+        "storyboard_vtt": variant(made.storyboard_vtt, deliver=False),
     }
 
 
