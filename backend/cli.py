@@ -37,33 +37,38 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.group("backup")
     def backup() -> None:
-        """Back up the database into a folder, or restore one into an empty database."""
+        """Back up the database and object storage into a folder, or restore one into empty ones."""
 
     @backup.command("create")
     @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
     def backup_create(folder: Path) -> None:
-        """Dump the database into FOLDER (new or empty) with a manifest of row counts."""
+        """Dump the database and copy every stored object into FOLDER (new or empty), with a manifest."""
         from backend.extensions import db
+        from backend.media.storage import get_storage
 
         try:
-            manifest = create_backup(engine=db.engine, database_url=app.config["DATABASE_URL"], folder=folder)
+            manifest = create_backup(engine=db.engine, database_url=app.config["DATABASE_URL"], folder=folder,
+                                     storage=get_storage(app))
         except BackupError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"backed up revision {manifest.alembic_revision}, "
-                   f"{sum(manifest.row_counts.values())} rows in {len(manifest.row_counts)} tables, to {folder}")
+                   f"{sum(manifest.row_counts.values())} rows in {len(manifest.row_counts)} tables and "
+                   f"{len(manifest.objects)} objects, to {folder}")
 
     @backup.command("restore")
     @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
     def backup_restore(folder: Path) -> None:
-        """Restore FOLDER into this app's (empty) database and check it against the manifest."""
+        """Restore FOLDER into this app's (empty) database and store; check both against the manifest."""
         from backend.extensions import db
+        from backend.media.storage import get_storage
 
         try:
-            manifest = restore_backup(engine=db.engine, database_url=app.config["DATABASE_URL"], folder=folder)
+            manifest = restore_backup(engine=db.engine, database_url=app.config["DATABASE_URL"], folder=folder,
+                                      storage=get_storage(app))
         except BackupError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"restored revision {manifest.alembic_revision} from {manifest.created_at}, "
-                   f"{sum(manifest.row_counts.values())} rows match the manifest")
+                   f"{sum(manifest.row_counts.values())} rows and {len(manifest.objects)} objects match the manifest")
 
     @app.cli.command("outbox")
     @click.option("--to", "recipient", help="only mails to this address")

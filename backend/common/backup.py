@@ -1,24 +1,28 @@
-"""Backups an operator can restore: the database by pg_dump, and a manifest to check against.
+"""Backups an operator can restore: the database by pg_dump, object storage beside it, and
+a manifest to check both against.
 
 A backup is a folder: ``database.dump`` (pg_dump's custom format, restorable table by
-table), and ``manifest.json`` (when, which schema revision, how many rows each table
-held, the dump's SHA-256). A restore goes into an empty database only, then checks the
-schema revision and every table's row count against the manifest, so a restore that
-silently lost rows fails loudly instead of serving.
+table), ``objects/`` (every object of the store, see ``backup_objects``) and
+``manifest.json`` (when, which schema revision, how many rows each table held, the
+dump's SHA-256, each object's size and SHA-256). A restore checks every checksum before
+writing anything, goes into an empty database and store only, then checks the schema
+revision and every table's row count against the manifest, so a restore that silently
+lost rows or files fails loudly instead of serving.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from backend.common.backup_objects import ObjectBackupError, ObjectStore, copy_in, copy_out, sha256_of, verify
 
 DUMP_NAME = "database.dump"
 MANIFEST_NAME = "manifest.json"
@@ -36,6 +40,7 @@ class Manifest:
     alembic_revision: str
     row_counts: dict[str, int]
     database_sha256: str
+    objects: dict[str, dict] = field(default_factory=dict)  # key → size, sha256, content_type
 
     def write(self, folder: Path) -> None:
         (folder / MANIFEST_NAME).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -48,8 +53,9 @@ class Manifest:
             raise BackupError(f"{folder} holds no readable {MANIFEST_NAME}: {exc}") from exc
 
 
-def create_backup(*, engine: sa.Engine, database_url: str, folder: Path) -> Manifest:
-    """Dump the database into ``folder`` (created, must be empty) and write its manifest."""
+def create_backup(*, engine: sa.Engine, database_url: str, folder: Path, storage: ObjectStore | None = None
+                  ) -> Manifest:
+    """Dump the database (then copy ``storage``'s objects) into ``folder`` (new or empty); write the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):
         raise BackupError(f"{folder} is not empty: a backup goes into a folder of its own")
@@ -65,20 +71,38 @@ def create_backup(*, engine: sa.Engine, database_url: str, folder: Path) -> Mani
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             alembic_revision=_revision(conn),
             row_counts=row_counts(conn),
-            database_sha256=_sha256(dump),
+            database_sha256=sha256_of(dump),
         )
+    if storage is not None:
+        try:
+            manifest = replace(manifest, objects=copy_out(storage, folder))
+        except (ObjectBackupError, RuntimeError) as exc:  # StorageError is a RuntimeError
+            raise BackupError(f"could not copy the object store: {exc}") from exc
     manifest.write(folder)
     return manifest
 
 
-def restore_backup(*, engine: sa.Engine, database_url: str, folder: Path) -> Manifest:
-    """Restore ``folder`` into the empty database behind ``engine``; check it against the manifest."""
+def restore_backup(*, engine: sa.Engine, database_url: str, folder: Path, storage: ObjectStore | None = None
+                   ) -> Manifest:
+    """Restore ``folder`` into the empty database behind ``engine`` (and its objects into
+    ``storage``); check both against the manifest."""
     manifest = Manifest.read(folder)
     dump = folder / DUMP_NAME
-    if not dump.is_file() or _sha256(dump) != manifest.database_sha256:
+    if not dump.is_file() or sha256_of(dump) != manifest.database_sha256:
         raise BackupError(f"{dump} is missing or does not match the manifest's checksum")
+    if manifest.objects and storage is None:
+        raise BackupError(f"the backup holds {len(manifest.objects)} objects and no store was given")
+    try:
+        verify(folder, manifest.objects)
+    except ObjectBackupError as exc:
+        raise BackupError(str(exc)) from exc
     if sa.inspect(engine).get_table_names():
         raise BackupError("the target database is not empty: restore into a fresh database")
+    if manifest.objects:
+        try:
+            copy_in(storage, folder, manifest.objects)  # first: resumable, unlike the database
+        except (ObjectBackupError, RuntimeError) as exc:
+            raise BackupError(f"could not restore the object store: {exc}") from exc
     _run(database_url, pg_tool("pg_restore", engine), "--no-owner", "--no-privileges", "--exit-on-error",
          "--single-transaction", str(dump))
     engine.dispose()  # the pool's view of the catalogue predates the restore
@@ -134,14 +158,6 @@ def _major(path: str) -> int:
 
 def _revision(conn: sa.Connection) -> str:
     return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run(database_url: str, *args: str) -> None:
