@@ -110,7 +110,7 @@ def register_extensions(app: Flask) -> None:
 
 # Domain packages: each has routes.py exposing ``blueprints``, and may define
 # ``init_app(app)`` in its __init__ for hooks (loaders, CLI commands, admin views).
-DOMAINS = ("backend.auth", "backend.notifications", "backend.analytics", "backend.media")
+DOMAINS = ("backend.auth", "backend.notifications", "backend.analytics", "backend.media", "backend.webhooks")
 
 
 def register_blueprints(app: Flask) -> None:

@@ -117,6 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("VIDEO_MAX_OUTPUT_BYTES", int, "4294967296", "most bytes one video's transcode may write (ladder, fallback, images)"),
     Setting("VIDEO_PRESET", str, "veryfast", "x264 preset of the HLS ladder (slower: smaller files, more CPU)"),
     Setting("VIDEO_NICE", int, "10", "CPU niceness of ffmpeg, so API processes on the same machine stay responsive"),
+    Setting("WEBHOOK_ALLOW_PRIVATE_NETWORKS", _bool, "false", "let webhook endpoints resolve to loopback/private addresses (development and tests only)"),
     Setting("MAIL_BACKEND", str, "outbox", "`smtp` or `outbox` (stores mails in the database for the console)"),
     Setting("SMTP_HOST", str, "localhost", "SMTP server host"),
     Setting("SMTP_PORT", int, "25", "SMTP server port"),

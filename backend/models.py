@@ -10,3 +10,4 @@ from backend.media.moderation import models as moderation_models  # noqa: F401
 from backend.notifications import models as notification_models  # noqa: F401
 from backend.notifications.campaigns import models as campaign_models  # noqa: F401
 from backend.notifications.delivery import models as delivery_models  # noqa: F401
+from backend.webhooks import models as webhook_models  # noqa: F401

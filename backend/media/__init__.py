@@ -25,12 +25,14 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Erase a user's media with the account; serve the local store's signed URLs."""
+    """Erase a user's media with the account; webhooks on ready/failed; the local store's signed URLs."""
     from backend.auth.deletion import register_eraser
     from backend.media.library import erase_user_media
+    from backend.media.status import emit_webhook, on_finished
     from backend.media.storage.local_routes import bp
 
     register_eraser("media", erase_user_media)
+    on_finished(emit_webhook)
     if app.config["STORAGE_BACKEND"] == "local":
         app.register_blueprint(bp)
         app.extensions["groundwork.limiter"].exempt(bp)

@@ -37,6 +37,16 @@ def on_finished(hook: Callable[[Session, Media], None]) -> None:
         _ON_FINISHED.append(hook)
 
 
+def emit_webhook(session: Session, media: Media) -> None:
+    """``media.ready`` / ``media.failed`` to the app's servers, in the finishing transaction."""
+    from backend.webhooks.services import emit
+
+    emit(session, f"media.{media.status}", {
+        "id": str(media.id), "owner_id": str(media.owner_id), "kind": media.kind, "status": media.status,
+        "failure_reason": media.failure_reason, "content_type": media.detected_type, "width": media.width,
+        "height": media.height, "duration_s": media.duration_s, "variants": sorted(media.variants or {})})
+
+
 def event_of(media: Media) -> dict[str, Any]:
     """The small JSON an app receives on each change."""
     return {"id": str(media.id), "kind": media.kind, "status": media.status, "progress": media.progress,
