@@ -25,6 +25,7 @@ from pyfcm.errors import (
 
 from tests.fakes.fcm_protocol import FCM_ERROR_TYPE
 from tests.fakes.fcm_server import FakeFcmControl, free_port, running_fake_fcm
+from tests.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -251,12 +252,15 @@ def test_command_line_server_writes_credentials_and_serves(tmp_path: Path) -> No
         assert info["token_uri"] == f"http://127.0.0.1:{port}/token"
         assert info["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
         control = FakeFcmControl(f"http://127.0.0.1:{port}", creds, info["project_id"])
-        for _ in range(50):
+
+        def answers() -> bool:
             try:
                 control.reset()
-                break
             except OSError:
-                time.sleep(0.1)
+                return False
+            return True
+
+        wait_for(answers, timeout=30, what="the fake FCM server to answer")
         pyfcm_client(control).notify(fcm_token="cli", notification_title="t")
         assert [m["token"] for m in control.messages()] == ["cli"]
     finally:
