@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from backend.analytics import active_counts, partitions
+from backend.analytics import active_counts, partitions, retention_counts
 from backend.extensions import db
 
 
@@ -29,9 +29,11 @@ def prune_event_ids() -> int:
 
 
 def refresh_recent_active_counts() -> int:
-    """Recount the periods of the last two days (today's too), and any older period never counted."""
+    """Recount actives and retention cells of the last two days (today's too), and any period never counted."""
     now = datetime.now(UTC)
-    written = active_counts.refresh(db.session, since=(now - timedelta(days=1)).date(), now=now)
+    since = (now - timedelta(days=1)).date()
+    written = active_counts.refresh(db.session, since=since, now=now)
+    written += retention_counts.refresh(db.session, since=since, now=now)
     db.session.commit()
     return written
 
@@ -41,5 +43,6 @@ def refresh_late_active_counts() -> int:
     now = datetime.now(UTC)
     since = (now - timedelta(days=current_app.config["ANALYTICS_MAX_EVENT_AGE_DAYS"] + 1)).date()
     written = active_counts.refresh(db.session, since=since, now=now)
+    written += retention_counts.refresh(db.session, since=since, now=now)
     db.session.commit()
     return written

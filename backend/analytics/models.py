@@ -114,3 +114,19 @@ class AnalyticsActiveCount(Base):
     period: Mapped[date] = mapped_column(Date, primary_key=True)
     actives: Mapped[int] = mapped_column(Integer, nullable=False)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class AnalyticsRetentionCount(Base):
+    """Cache of retention cells: persons first seen in ``cohort`` who were active in ``period``.
+
+    One row per (day or week, active period, cohort); the offset is the distance between
+    the two. Refreshed by the same periodic jobs as the active counts.
+    """
+
+    __tablename__ = "analytics_retention_counts"
+
+    interval: Mapped[str] = mapped_column(String(5), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    cohort: Mapped[date] = mapped_column(Date, primary_key=True)
+    retained: Mapped[int] = mapped_column(Integer, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.analytics import active_counts
+from backend.analytics import active_counts, retention_counts
 from backend.analytics.queries.common import day_start
 
 
@@ -35,4 +35,7 @@ def rebuild(session: Session, *, since: date, now: datetime | None = None) -> di
     session.execute(text("DELETE FROM analytics_active_counts "
                          "WHERE period >= date_trunc('month', CAST(:since AS date))"), {"since": since})
     counts = active_counts.refresh(session, since=since, now=now)
-    return {"user_days": days, "persons": persons, "active_counts": counts}
+    session.execute(text("DELETE FROM analytics_retention_counts WHERE period >= CAST(:since AS date) - 7"),
+                    {"since": since})
+    cells = retention_counts.refresh(session, since=since, now=now)
+    return {"user_days": days, "persons": persons, "active_counts": counts, "retention_periods": cells}

@@ -48,3 +48,26 @@ def test_rebuild_rollups_command_recomputes_user_days_from_events(app, history, 
     assert [n for _, n in series] == [1, 2, 0, 1]
     first = db.session.execute(text("SELECT min(first_seen_at) FROM analytics_persons")).scalar()
     assert first.date() == date(2026, 6, 1)
+
+
+def test_retention_uses_cached_cells_and_refresh_matches_live(history, db_session):  # noqa: F811
+    from backend.analytics import retention_counts
+
+    now = datetime(2026, 6, 12, tzinfo=UTC)
+    args = {"interval": "day", "start": date(2026, 6, 1), "end": date(2026, 6, 9), "offsets": 3, "now": now}
+    live = queries.retention(db.session, **args).cohorts
+    assert retention_counts.refresh(db.session, since=date(2026, 6, 11), now=now) > 0
+    assert queries.retention(db.session, **args).cohorts == live
+    # A cell computed after its period closed is what the answer uses.
+    retention_counts.store(db.session, interval="day", period=date(2026, 6, 2), cells={date(2026, 6, 1): 7}, now=now)
+    cohorts = {c: kept for c, _, kept in queries.retention(db.session, **args).cohorts}
+    assert cohorts[date(2026, 6, 1)] == [1, 7, 0, 1]
+
+
+def test_refresh_jobs_fill_both_caches(app, history, db_session):  # noqa: F811
+    from jobs.analytics import refresh_late_active_counts, refresh_recent_active_counts
+
+    assert refresh_recent_active_counts() > 0
+    assert refresh_late_active_counts() > 0
+    for table in ("analytics_active_counts", "analytics_retention_counts"):
+        assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() > 0

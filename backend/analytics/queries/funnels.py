@@ -65,9 +65,9 @@ def _breakdown_sql(breakdown: str | None) -> str:
                            details={"fields": {"breakdown": ["platform, app_version or property:<key>"]}})
 
 
-def funnel(session: Session, *, steps: list[FunnelStep], start: date, end: date, window: timedelta,
-           breakdown: str | None = None) -> FunnelResult:
-    """Persons reaching each step, entering from ``start`` to ``end`` (inclusive days)."""
+def funnel_statement(*, steps: list[FunnelStep], start: date, end: date, window: timedelta,
+                     breakdown: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of a funnel (checked); ``funnel`` runs it, benchmarks EXPLAIN it."""
     if not 2 <= len(steps) <= MAX_STEPS:
         raise ValidationFailed(f"A funnel has 2 to {MAX_STEPS} steps.", details={"fields": {"steps": ["2 to 10"]}})
     if not timedelta(seconds=1) <= window <= MAX_WINDOW:
@@ -97,6 +97,13 @@ def funnel(session: Session, *, steps: list[FunnelStep], start: date, end: date,
     joins = " ".join(f"LEFT JOIN c{i} ON c{i}.v IS NOT DISTINCT FROM c0.v" for i in range(1, len(steps)))
     counts = ", ".join(f"coalesce(c{i}.n, 0)" for i in range(len(steps)))
     sql = f"WITH {', '.join(parts)} SELECT c0.v, {counts} FROM c0 {joins} ORDER BY c0.n DESC, c0.v LIMIT {MAX_GROUPS}"
+    return sql, params
+
+
+def funnel(session: Session, *, steps: list[FunnelStep], start: date, end: date, window: timedelta,
+           breakdown: str | None = None) -> FunnelResult:
+    """Persons reaching each step, entering from ``start`` to ``end`` (inclusive days)."""
+    sql, params = funnel_statement(steps=steps, start=start, end=end, window=window, breakdown=breakdown)
     rows = session.execute(text(sql), params).all()
     groups = [(row[0], list(row[1:])) for row in rows] or [(None, [0] * len(steps))]
     return FunnelResult(steps, breakdown, groups)

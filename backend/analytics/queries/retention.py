@@ -7,37 +7,20 @@ they were active in period k or any later one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.analytics.queries.common import Table, check_range, day_start, period_end, period_start
+from backend.analytics import retention_counts
+from backend.analytics.queries.common import Table, check_range, day_start, next_period, period_end, period_start
 from backend.common.errors import ValidationFailed
 
 MODES = ("n_day", "unbounded")
 MAX_OFFSETS = 90
 
-_OFFSETS = """
-WITH cohort AS (
-    SELECT person_id, date_trunc(:interval, first_seen_at AT TIME ZONE 'UTC')::date AS cohort
-    FROM analytics_persons WHERE first_seen_at >= :first_at AND first_seen_at < :after_at
-), offsets AS (
-    SELECT c.cohort, c.person_id, {offset} AS k
-    FROM cohort c JOIN analytics_user_days d ON d.person_id = c.person_id
-    WHERE d.day >= :first AND d.day <= :horizon
-)
-"""
-_N_DAY = _OFFSETS + """
-SELECT cohort, k, count(DISTINCT person_id) FROM offsets WHERE k BETWEEN 0 AND :offsets GROUP BY 1, 2
-"""
-_UNBOUNDED = _OFFSETS + """, last_seen AS (
-    SELECT cohort, person_id, max(k) AS last_k FROM offsets WHERE k BETWEEN 0 AND :offsets GROUP BY 1, 2
-)
-SELECT cohort, s.k, count(*) FROM last_seen JOIN generate_series(0, :offsets) AS s(k) ON last_k >= s.k
-GROUP BY 1, 2
-"""
+CACHE_FRESH_S = 900  # cached cells of a period still running are used while this recent
 
 
 @dataclass(frozen=True)
@@ -58,9 +41,7 @@ class RetentionResult:
         return Table(header, [[c, size, *retained] for c, size, retained in self.cohorts])
 
 
-def retention(session: Session, *, interval: str, start: date, end: date, offsets: int,
-              mode: str = "n_day") -> RetentionResult:
-    """Cohorts first seen from ``start`` to ``end`` (by day or week), followed for ``offsets`` periods."""
+def _check(*, interval: str, start: date, end: date, offsets: int, mode: str) -> None:
     if interval not in ("day", "week"):
         raise ValidationFailed("Cohorts are by day or week.", details={"fields": {"interval": ["day or week"]}})
     if mode not in MODES:
@@ -68,21 +49,47 @@ def retention(session: Session, *, interval: str, start: date, end: date, offset
     if not 1 <= offsets <= MAX_OFFSETS:
         raise ValidationFailed(f"offsets is 1 to {MAX_OFFSETS}.", details={"fields": {"offsets": ["1 to 90"]}})
     check_range(start, end)
+
+
+def retention(session: Session, *, interval: str, start: date, end: date, offsets: int,
+              mode: str = "n_day", now: datetime | None = None) -> RetentionResult:
+    """Cohorts first seen from ``start`` to ``end`` (by day or week), followed for ``offsets`` periods.
+
+    n_day: cell (cohort, k) counts the cohort's persons active in period k after their
+    first, assembled from per-period cells (cached by the periodic jobs, else counted).
+    unbounded: counts those whose last activity so far is in period k or later, read from
+    the persons' last seen times.
+    """
+    _check(interval=interval, start=start, end=end, offsets=offsets, mode=mode)
+    now = now or datetime.now(UTC)
+    step = retention_counts.STEP[interval]
     first, last = period_start(start, interval), period_end(end, interval)
-    step = 1 if interval == "day" else 7
-    horizon = last + timedelta(days=step * offsets)
-    offset = "d.day - c.cohort" if interval == "day" else "(date_trunc('week', d.day)::date - c.cohort) / 7"
-    sql = (_N_DAY if mode == "n_day" else _UNBOUNDED).format(offset=offset)
-    rows = session.execute(text(sql), {
-        "interval": interval, "first_at": day_start(first), "after_at": day_start(last + timedelta(days=1)),
-        "first": first, "horizon": horizon, "offsets": offsets}).all()
+    bounds = {"first_at": day_start(first), "after_at": day_start(last + timedelta(days=1))}
+    cohort_sql = retention_counts.COHORT[interval]
     sizes = dict(session.execute(text(
-        "SELECT date_trunc(:interval, first_seen_at AT TIME ZONE 'UTC')::date, count(*) FROM analytics_persons "
-        "WHERE first_seen_at >= :first_at AND first_seen_at < :after_at GROUP BY 1"),
-        {"interval": interval, "first_at": day_start(first), "after_at": day_start(last + timedelta(days=1))}).all())
+        f"SELECT {cohort_sql}, count(*) FROM analytics_persons "
+        "WHERE first_seen_at >= :first_at AND first_seen_at < :after_at GROUP BY 1"), bounds).all())
     retained: dict[date, list[int]] = {c: [0] * (offsets + 1) for c in sizes}
-    for cohort, k, n in rows:
-        retained.setdefault(cohort, [0] * (offsets + 1))[k] = n
+    if mode == "unbounded":
+        rows = session.execute(text(
+            f"SELECT {cohort_sql} AS cohort, ((last_seen_at AT TIME ZONE 'UTC')::date - {cohort_sql}) / :step, "
+            "count(*) FROM analytics_persons WHERE first_seen_at >= :first_at AND first_seen_at < :after_at "
+            "GROUP BY 1, 2"), {**bounds, "step": step}).all()
+        for cohort, last_k, n in rows:
+            for k in range(min(last_k, offsets) + 1):
+                retained[cohort][k] += n
+    else:
+        horizon = min(period_start(last, interval) + timedelta(days=step * offsets), period_start(now.date(), interval))
+        cells = retention_counts.cached(session, interval=interval, first=first, last=horizon, now=now,
+                                        fresh_s=CACHE_FRESH_S)
+        period = first
+        while period <= horizon:
+            found = cells[period] if period in cells else retention_counts.count_live(
+                session, interval=interval, period=period)
+            for cohort, n in found.items():
+                k = (period - cohort).days // step
+                if cohort in retained and 0 <= k <= offsets:
+                    retained[cohort][k] = n
+            period = next_period(period, interval)
     return RetentionResult(interval, mode, offsets,
                            [(c, sizes.get(c, 0), retained[c]) for c in sorted(retained)])
-
