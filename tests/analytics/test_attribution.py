@@ -7,7 +7,6 @@ from datetime import timedelta
 from sqlalchemy import insert, text
 
 from backend.analytics import ingest, queries
-from backend.analytics.attribution_source import ledger_table
 from backend.extensions import db
 from backend.notifications.models import Notification
 from tests.analytics.conftest import event
@@ -24,7 +23,7 @@ def _run_campaign(client, create_campaign, marketer_headers, populate, run_jobs,
                                schedule={"type": "at", "send_at": future(hours=1)})
     assert client.post(f"/v1/campaigns/{campaign['id']}/launch", json={}, headers=marketer_headers).status_code == 200
     run_jobs(("push",))
-    cid, ledger = uuid.UUID(campaign["id"]), ledger_table(db.session)
+    cid, ledger = uuid.UUID(campaign["id"]), "push_deliveries"
     rows = db.session.execute(text(f"SELECT id, user_id, variant, status, due_at FROM {ledger} "
                                    "WHERE campaign_id = :c ORDER BY id"), {"c": cid}).all()
     limits, expected, seen = ingest.limits_from(app.config), {}, {"A": 0, "B": 0, "holdout": 0}

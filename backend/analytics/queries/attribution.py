@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from backend.analytics.attribution_source import recipients_sql
+from backend.analytics.attribution_source import RECIPIENTS_SQL
 from backend.analytics.queries.common import Table
 from backend.common.errors import ValidationFailed
 from backend.notifications.campaigns.services import get_campaign
@@ -60,7 +60,7 @@ def attribution(session: Session, *, campaign_id: uuid.UUID, event: str | None, 
     if where:
         match += " AND e.properties @> CAST(:where AS jsonb)"
     sql = f"""
-    WITH r AS ({recipients_sql(session)}),
+    WITH r AS ({RECIPIENTS_SQL}),
     scored AS (
         SELECT r.variant, r.delivered, r.held_out, r.opened_at IS NOT NULL AND r.delivered AS opened,
                r.opened_at IS NOT NULL AND r.delivered AND EXISTS (

@@ -1,13 +1,13 @@
 """analytics: cached retention cells per day and week
 
-Revision ID: 0014_analytics_retention_counts
-Revises: 0013_moderation
+Revision ID: 0016_analytics_retention_counts
+Revises: 0015_webhooks
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0014_analytics_retention_counts'
-down_revision = '0013_moderation'
+revision = '0016_analytics_retention_counts'
+down_revision = '0015_webhooks'
 branch_labels = None
 depends_on = None
 
