@@ -21,18 +21,37 @@ copy it with ``iter_keys()`` and ``open(key)``.
 """
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
+from flask.typing import ResponseReturnValue
+
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    """Erase a user's media with the account; webhooks on ready/failed; the local store's signed URLs."""
+    """Erase a user's media with the account; webhooks on ready/failed; the local store's signed
+    URLs; a store that cannot be reached answers 503."""
     from backend.auth.deletion import register_eraser
     from backend.media.library import erase_user_media
     from backend.media.status import emit_webhook, on_finished
+    from backend.media.storage import StorageError
     from backend.media.storage.local_routes import bp
 
     register_eraser("media", erase_user_media)
     on_finished(emit_webhook)
+    app.register_error_handler(StorageError, _storage_unavailable)
     if app.config["STORAGE_BACKEND"] == "local":
         app.register_blueprint(bp)
         app.extensions["groundwork.limiter"].exempt(bp)
+
+
+def _storage_unavailable(exc: Exception) -> ResponseReturnValue:
+    """The store did not answer: nothing was changed (the transaction rolls back); retry later."""
+    from backend.common.errors import error_response
+    from backend.extensions import db
+
+    log.warning("object storage unavailable: %s", exc)
+    db.session.rollback()
+    return error_response(503, "storage_unavailable", "File storage is unavailable; retry shortly.",
+                          headers={"Retry-After": "5"})

@@ -1,0 +1,95 @@
+"""A TCP forwarder a test can close and open again: a dependency that becomes unreachable.
+
+Closed, its port refuses connections and the connections it carried are cut, as when
+a store's endpoint goes away; opened again on the same port, it forwards to the same
+server, whose data is intact. Ports come from the ops tests' range (18800-18899).
+"""
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+
+PORTS = range(18850, 18900)
+
+
+class TcpGate:
+    """Forward 127.0.0.1:<port> to ``target``; ``close()`` refuses, ``open()`` forwards again."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.listener: socket.socket | None = None
+        self.connections: set[socket.socket] = set()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.port:
+            listener.bind(("127.0.0.1", self.port))
+        else:
+            for port in PORTS:
+                try:
+                    listener.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    continue
+            else:
+                raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+            self.port = listener.getsockname()[1]
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self.lock:
+            for conn in self.connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self.connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections.update((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        pair = {client: upstream, upstream: client}
+        try:
+            while True:
+                readable, _, _ = select.select(list(pair), [], [], 1.0)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            with self.lock:
+                for sock in pair:
+                    self.connections.discard(sock)
+                    sock.close()
