@@ -28,23 +28,25 @@ def process(ctx: ProcessingContext) -> ProcessingResult:
     detected = ctx.detected_type
     if tail_is_active(ctx.source_path):
         raise MediaRejected("active_content")  # a polyglot: an image at the start, a page at the end
-    presets = [PRESETS[name] for name in ctx.policy.presets]
+    presets = sorted((PRESETS[name] for name in ctx.policy.presets), key=lambda p: -p.size)
     largest = max((p.size for p in presets), default=1)
-    with open_limited(ctx.source_path, max_pixels=ctx.policy.max_pixels, max_frames=ctx.policy.max_frames,
-                      expected=detected, draft_size=largest) as image:
-        width, height = upright_size(image)
-        upright = pixels_only(_to_rgb(ImageOps.exif_transpose(image)))
+    image = open_limited(ctx.source_path, max_pixels=ctx.policy.max_pixels, max_frames=ctx.policy.max_frames,
+                         expected=detected, draft_size=largest)
+    width, height = upright_size(image)
+    ImageOps.exif_transpose(image, in_place=True)
+    upright = pixels_only(_to_rgb(image))
     ctx.report_progress(20)
-    variants = {}
+    variants, source = {}, upright
     for done, preset in enumerate(presets, start=1):
         path = ctx.work_dir / f"{preset.name}.webp"
-        out_width, out_height = render(upright, preset, path)
+        # Largest first, each smaller one from the previous: fewer pixels to resample.
+        source = render(source if not preset.square else upright, preset, path)
         key = ctx.store(f"{preset.name}.webp", path, content_type="image/webp")
-        variants[preset.name] = {"key": key, "content_type": "image/webp", "width": out_width,
-                                 "height": out_height, "bytes": path.stat().st_size}
+        variants[preset.name] = {"key": key, "content_type": "image/webp", "width": source.width,
+                                 "height": source.height, "bytes": path.stat().st_size}
         ctx.report_progress(20 + 75 * done / len(presets))
     return ProcessingResult(variants=variants, detected_type=detected, width=width, height=height,
-                            placeholder=placeholder_of(upright))
+                            placeholder=placeholder_of(source))
 
 
 def open_limited(path: Path, *, max_pixels: int, max_frames: int, expected: str, draft_size: int) -> Image.Image:
@@ -108,13 +110,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if has_alpha else "RGB")
 
 
-def render(image: Image.Image, preset: Preset, target: Path) -> tuple[int, int]:
-    """Write ``preset`` of ``image`` as WebP (never upscaled); returns its size."""
+def render(image: Image.Image, preset: Preset, target: Path) -> Image.Image:
+    """Write ``preset`` of ``image`` as WebP (never upscaled); returns the written image."""
     if preset.square:
         side = min(preset.size, image.width, image.height)
         out = ImageOps.fit(image, (side, side), method=Image.Resampling.LANCZOS)
     else:
-        out = image.copy()
-        out.thumbnail((preset.size, preset.size), Image.Resampling.LANCZOS)
+        scale = min(1.0, preset.size / max(image.width, image.height))
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        out = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     out.save(target, "WEBP", quality=preset.quality, method=4)
-    return out.width, out.height
+    return out
