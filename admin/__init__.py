@@ -17,11 +17,13 @@ def console_views() -> list:
     from admin.campaigns import CampaignsView
     from admin.dashboards import DashboardsView
     from admin.jobs import JobsView
+    from admin.moderation import ModerationView
     from admin.outboxes import MailOutboxView, PushOutboxView
     from admin.users import UsersView
 
     return [
         UsersView(name="Users", endpoint="console_users", url="/admin/users"),
+        ModerationView(name="Moderation", endpoint="console_moderation", url="/admin/moderation"),
         CampaignsView(name="Campaigns", endpoint="console_campaigns", url="/admin/campaigns"),
         DashboardsView(name="Dashboards", endpoint="console_dashboards", url="/admin/dashboards"),
         JobsView(name="Jobs", endpoint="console_jobs", url="/admin/jobs"),

@@ -7,6 +7,7 @@ from admin.access import STAFF_ROLES, StaffView, current_actor
 
 DESCRIPTIONS = {
     "console_users": "Search accounts; suspend, verify, sign out, delete.",
+    "console_moderation": "Reported media and accounts, oldest first: dismiss, remove, restore, warn, ban.",
     "console_campaigns": "Build, preview, test-send, schedule and watch push campaigns.",
     "console_dashboards": "Actives, retention, funnels and what each campaign converted.",
     "console_jobs": "Queue depths, failed jobs, scheduled and periodic work.",

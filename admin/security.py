@@ -9,8 +9,9 @@ their forms.
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
-from flask import Flask, g, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
 
@@ -27,15 +28,30 @@ def csp_nonce() -> str:
     return nonce
 
 
+def storage_origins(config: dict) -> str:
+    """Where signed media URLs point (moderators see reported images and video from there)."""
+    origins = set()
+    for url in (config.get("PUBLIC_BASE_URL"), config.get("S3_ENDPOINT_URL") if config.get(
+            "STORAGE_BACKEND") == "s3" else None):
+        parts = urlsplit(url or "")
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    if config.get("STORAGE_BACKEND") == "s3" and not config.get("S3_ENDPOINT_URL"):
+        origins.add("https://*.amazonaws.com")  # AWS itself: virtual-hosted and path-style bucket URLs
+    return " ".join(sorted(origins))
+
+
 def content_security_policy(nonce: str) -> str:
-    """The console's policy: own files, nonce'd scripts, SVG charts as data: images."""
+    """The console's policy: own files, nonce'd scripts, SVG charts as data: images, media from storage."""
+    media = storage_origins(current_app.config)
     return "; ".join((
         "default-src 'self'",
         f"script-src 'self' 'nonce-{nonce}'",
         "script-src-attr 'none'",
         # Bootstrap and Flask-Admin's templates set a few style attributes.
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
+        f"img-src 'self' data: {media}".rstrip(),
+        f"media-src 'self' {media}".rstrip(),
         "font-src 'self'",
         "connect-src 'self'",
         "object-src 'none'",

@@ -17,8 +17,8 @@ from backend.common.access import STAFF_ROLES
 from tests.console.conftest import csrf_of
 
 ROLES = sorted(STAFF_ROLES)
-SAMPLE_ARGS = {"user_id": uuid.uuid4(), "campaign_id": uuid.uuid4(), "queue": "default", "job_id": "nope",
-               "filename": "console.css"}
+SAMPLE_ARGS = {"user_id": uuid.uuid4(), "campaign_id": uuid.uuid4(), "case_id": uuid.uuid4(), "queue": "default",
+               "job_id": "nope", "filename": "console.css"}
 
 
 def _rules(app, view: StaffView):
