@@ -135,6 +135,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STREAM_HOST", str, "127.0.0.1", "address the stream server (`python -m backend.streams`, the `stream` role) listens on"),
     Setting("STREAM_PORT", int, "8001", "port of the stream server, which holds the open inbox streams apart from the web workers"),
     Setting("STREAM_PUBLIC_URL", str, "", "where the API redirects a stream request that reached it instead of the stream server (`make run` sets it; behind nginx it is never needed)"),
+    Setting("STREAM_TICKET_TTL_S", int, "30", "lifetime of a browser stream ticket (single use, only for opening the inbox stream)"),
     Setting("STREAM_DB_THREADS", int, "4", "threads of the stream server for PostgreSQL/Redis checks (sign-in, replay, the heartbeat sweep)"),
     Setting("STREAM_QUEUE_MAX", int, "256", "events waiting for one slow stream client before the server drops it (it reconnects with Last-Event-ID)"),
     Setting("GOOGLE_CLIENT_IDS", _csv, "", "accepted `aud` values of Google ID tokens"),

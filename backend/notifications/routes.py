@@ -28,9 +28,11 @@ from backend.notifications.schemas import (
     NotificationSendReadSchema,
     PreferencesReadSchema,
     PreferencesUpdateSchema,
+    StreamTicketReadSchema,
     TopicReadSchema,
     UnreadCountReadSchema,
 )
+from backend.streams import tickets
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1/notifications",
                 description="Devices, preferences, topics, the in-app inbox and transactional pushes")
@@ -185,6 +187,18 @@ class InboxStream(MethodView):
             raise Misdirected("The inbox stream is served by the stream server; this address does not "
                                      "route to it.", code="stream_server_elsewhere")
         return redirect(base.rstrip("/") + request.full_path.rstrip("?"), 307)
+
+
+@blp.route("/inbox/stream-ticket")
+class InboxStreamTicket(MethodView):
+    @require()
+    @blp.response(201, StreamTicketReadSchema)
+    def post(self):
+        """A browser stream ticket: opens the inbox stream once, within seconds (EventSource sends no header)"""
+        claims = current_principal().claims
+        minted = tickets.mint_ticket(user_id=claims["sub"], session_id=claims["sid"], token_version=claims["ver"])
+        body = {**minted, "stream_url": f"{blp.url_prefix}/inbox/stream?ticket={minted['ticket']}"}
+        return body, {"Cache-Control": "no-store", "Pragma": "no-cache"}  # a credential, however brief
 
 
 @blp.route("/<uuid:notification_id>/read")

@@ -156,3 +156,10 @@ class NotificationSendReadSchema(Schema):
     suppressed = fields.Integer()
     notification_ids = fields.List(fields.UUID())
     deliver_at = fields.DateTime(allow_none=True)
+
+
+class StreamTicketReadSchema(Schema):
+    ticket = fields.String(required=True, metadata={"description": "single use; put it in the stream URL's query"})
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds the ticket can still open a stream"})
+    stream_url = fields.String(required=True, metadata={
+        "description": "the path to open with EventSource (add `&last_event_id=` to resume)"})

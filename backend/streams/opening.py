@@ -13,6 +13,7 @@ from backend.common.errors import Unauthorized
 from backend.extensions import db
 from backend.notifications.inbox import entries_after, entry_event, newest_entry, recent_entries
 from backend.notifications.models import Notification
+from backend.streams.tickets import redeem_ticket
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,18 @@ def holder_from_token(app: Flask, *, token: str) -> Holder:
         finally:
             db.session.remove()
     claims = principal.claims
+    return Holder(user_id=claims["sub"], session_id=claims["sid"], token_version=claims["ver"])
+
+
+def holder_from_ticket(app: Flask, *, ticket: str) -> Holder:
+    """Redeem a browser stream ticket (single use) and check the session it was minted by is still live."""
+    with app.app_context():
+        try:
+            claims = redeem_ticket(ticket)
+            states = live_states([(claims["sub"], claims["sid"])])
+            check_live_state(claims, *states[(claims["sub"], claims["sid"])])
+        finally:
+            db.session.remove()
     return Holder(user_id=claims["sub"], session_id=claims["sid"], token_version=claims["ver"])
 
 

@@ -26,6 +26,7 @@ HUB = web.AppKey("hub", Hub)
 FLASK = web.AppKey("flask", Flask)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+TOKEN_PARAMETERS = {"access_token", "token", "jwt", "authorization"}
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -70,6 +71,8 @@ def error_response(request: web.Request, error: DomainError) -> web.Response:
     headers = {"X-Request-ID": request_id, "Cache-Control": "no-store"}
     if error.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if getattr(error, "retry_after", None):
+        headers["Retry-After"] = str(error.retry_after)
     return web.json_response(body, status=error.status, headers=headers)
 
 
@@ -84,10 +87,16 @@ async def _run(request: web.Request, call: Any, /, **kwargs: Any) -> Any:
 
 
 async def _authenticate(request: web.Request) -> opening.Holder:
-    token = _bearer(request)
-    if token is None:
-        raise Unauthorized("Sign in to continue.", code="not_authenticated")
-    return await _run(request, opening.holder_from_token, token=token)
+    """A bearer access token (apps), or a browser stream ticket in the query (EventSource); never a token in the URL."""
+    if TOKEN_PARAMETERS & request.query.keys():
+        raise DomainError("Access tokens never go in a URL; send `Authorization: Bearer`, or mint a stream ticket "
+                         "(POST /v1/notifications/inbox/stream-ticket) for a browser.", code="token_in_url")
+    token, ticket = _bearer(request), request.query.get("ticket")
+    if token is not None:
+        return await _run(request, opening.holder_from_token, token=token)
+    if ticket:
+        return await _run(request, opening.holder_from_ticket, ticket=ticket)
+    raise Unauthorized("Sign in to continue.", code="not_authenticated")
 
 
 async def inbox_stream(request: web.Request) -> web.StreamResponse:
