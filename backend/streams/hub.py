@@ -1,6 +1,7 @@
 """One Redis subscription for every open stream of this process, and the heartbeat sweep.
 
-Inbox entries are announced on ``groundwork:inbox:<user_id>`` after their commit. The hub
+Inbox entries are announced on ``groundwork:inbox:<user_id>`` after their commit, media
+changes on ``groundwork:media:<owner_id>`` (backend.media.status). The hub
 pattern-subscribes once and hands each message to that user's open streams, so a stream
 costs a queue, not a Redis connection. Publishing is best effort, so every heartbeat
 the hub also reads the open users' recent entries from PostgreSQL in one query (a lost
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -28,7 +30,11 @@ from backend.streams.opening import Holder, Sweep, sweep
 
 log = logging.getLogger(__name__)
 
-CHANNEL_PATTERNS = {"groundwork:inbox:*": "notification"}
+# Channel pattern -> the SSE event its messages become. Inbox entries are `notification`
+# (with an id, replayed after Last-Event-ID); media changes are `media.<status>`, live only
+# (no id, so they never move the client's Last-Event-ID; GET /v1/media/{id} has the truth).
+CHANNEL_PATTERNS = {"groundwork:inbox:*": "notification", "groundwork:media:*": "media"}
+_MEDIA_STATUS = re.compile(r"^[a-z_]{1,32}$")
 RECONNECT_MAX_S = 5.0
 
 
@@ -129,8 +135,12 @@ class Hub:
             payload = json.loads(message["data"])
         except (ValueError, TypeError, IndexError):
             return
-        if event is not None and isinstance(payload, dict) and "id" in payload:
-            self.publish_local(user_id, event, payload)
+        if event is None or not isinstance(payload, dict) or "id" not in payload:
+            return
+        if event == "media":
+            status = payload.get("status")
+            event = f"media.{status}" if isinstance(status, str) and _MEDIA_STATUS.match(status) else "media.changed"
+        self.publish_local(user_id, event, payload)
 
     async def _beat(self) -> None:
         loop = asyncio.get_running_loop()

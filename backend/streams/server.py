@@ -147,6 +147,9 @@ async def _send(response: web.StreamResponse, stream: Stream, event: str, payloa
     if event == "heartbeat":
         await response.write(sse.comment("heartbeat").encode())
         return
+    if event != "notification":  # media.*: live state changes, repeated for one id, never replayed
+        await response.write(sse.event(json.dumps(payload), name=event).encode())
+        return
     if payload["id"] in stream.seen:
         return
     stream.seen.add(payload["id"])
