@@ -177,8 +177,7 @@ class InboxStream(MethodView):
                                 "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
     @blp.alt_response(307, description="reached the API instead of the stream server: to STREAM_PUBLIC_URL "
                                        "(set by `make run`), query string kept")
-    @blp.alt_response(421, description="reached the API instead of the stream server and no STREAM_PUBLIC_URL "
-                                       "is set (`stream_server_elsewhere`): route the path to the stream server")
+    @answers(421)  # reached the API, no STREAM_PUBLIC_URL: `stream_server_elsewhere` (route it to the stream server)
     def get(self):
         """New inbox entries as server-sent events (resume with Last-Event-ID)"""
         # Held here, a stream would occupy a web thread for its whole life (issue 12).

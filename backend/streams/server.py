@@ -169,5 +169,6 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port or flask_app.config["STREAM_PORT"]
     log.info("stream server on %s:%s", host, port)
     # Cancel a stream's handler as soon as its client goes, so its queue and holder go too.
+    # A deep listen backlog: after a deploy, thousands of clients reconnect at once.
     web.run_app(build_app(flask_app), host=host, port=port, print=None, handler_cancellation=True,
-                shutdown_timeout=5.0, access_log=None)
+                shutdown_timeout=5.0, access_log=None, backlog=4096)
