@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-all lint system-deps bench load install clean-instance
+.PHONY: run test test-all steady lint system-deps bench load install clean-instance
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: install system-deps lint
 
 ## Today the same as `test`: every chaos/e2e/security test fits CI's budget.
 test-all: test
+
+## The e2e, chaos and security tests STEADY_RUNS times in a row, each a fresh session;
+## STEADY_ARGS=--busy-core keeps one core spinning meanwhile. Fails if any run failed.
+STEADY_RUNS ?= 10
+STEADY_ARGS ?=
+steady: install system-deps
+	$(BIN)/python -m tests.steady --runs $(STEADY_RUNS) $(STEADY_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
