@@ -151,3 +151,42 @@ def test_hung_statement_is_cut_by_the_timeout_and_the_retry_writes_once(notes_ap
     with notes_app.app_context():
         assert db.session.scalar(select(func.count()).where(probe_api.ProbeNote.text == "stuck")) == 1
         db.session.remove()
+
+
+def test_duplicate_sent_while_the_first_runs_waits_and_replays_its_answer(notes_app):
+    """Two requests with one key at once: the second waits for the first's commit, then replays it."""
+    client_a, client_b = notes_app.test_client(), notes_app.test_client()
+    headers = {"Idempotency-Key": "twice-at-once"}
+    answers: dict[str, object] = {}
+    with notes_app.app_context():
+        blocker = db.engine.connect()
+        blocker.execute(text("LOCK TABLE probe_notes IN SHARE MODE"))  # writes wait, the key claim does not
+        try:
+            first = threading.Thread(target=lambda: answers.update(
+                a=client_a.post("/v1/probe/notes", json={"text": "once"}, headers=headers)))
+            first.start()
+            wait_for(lambda: _waiting_on_lock(blocker), timeout=10, what="the first request to reach the lock")
+            second = threading.Thread(target=lambda: answers.update(
+                b=client_b.post("/v1/probe/notes", json={"text": "once"}, headers=headers)))
+            second.start()
+            wait_for(lambda: _waiting_on_lock(blocker, count=2), timeout=10, what="the duplicate to wait")
+        finally:
+            blocker.rollback()
+            blocker.close()
+        first.join(10)
+        second.join(10)
+    a, b = answers["a"], answers["b"]
+    assert a.status_code == b.status_code == 201, (a.get_json(), b.get_json())
+    assert a.get_json() == b.get_json() and b.headers["Idempotent-Replayed"] == "true"
+    with notes_app.app_context():
+        assert db.session.scalar(select(func.count()).where(probe_api.ProbeNote.text == "once")) == 1
+        db.session.remove()
+
+
+def _waiting_on_lock(conn, count: int = 1) -> bool:
+    """Whether ``count`` other sessions of this database wait on a lock."""
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # else the view is frozen for the transaction
+    waiting = conn.execute(text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar_one()
+    return waiting >= count
