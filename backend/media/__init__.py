@@ -32,13 +32,14 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask) -> None:
     """Erase a user's media with the account; webhooks on ready/failed; the local store's signed
     URLs; a store that cannot be reached answers 503."""
-    from backend.auth.deletion import register_eraser
-    from backend.media.library import erase_user_media
+    from backend.auth.deletion import register_eraser, register_exporter
+    from backend.media.library import erase_user_media, export_user_media
     from backend.media.status import emit_webhook, on_finished
     from backend.media.storage import StorageError
     from backend.media.storage.local_routes import bp
 
     register_eraser("media", erase_user_media)
+    register_exporter("media", export_user_media)
     on_finished(emit_webhook)
     app.register_error_handler(StorageError, _storage_unavailable)
     if app.config["STORAGE_BACKEND"] == "local":

@@ -51,3 +51,14 @@ def erase_user_media(user_id: uuid.UUID) -> None:
 
     for media in db.session.scalars(select(Media).where(Media.owner_id == user_id).with_for_update()):
         remove_media(db.session, media=media)
+
+
+def export_user_media(user_id: uuid.UUID) -> list[dict]:
+    """Account export: every media item's record (the files are downloaded through their URLs)."""
+    from backend.extensions import db
+
+    items = db.session.scalars(select(Media).where(Media.owner_id == user_id).order_by(Media.created_at))
+    return [{"id": str(m.id), "kind": m.kind, "status": m.status, "content_type": m.detected_type or m.declared_type,
+             "size_bytes": m.size_bytes, "filename": m.filename, "width": m.width, "height": m.height,
+             "duration_s": m.duration_s, "visibility": m.visibility, "moderation": m.moderation,
+             "variants": sorted(m.variants or {}), "created_at": m.created_at.isoformat()} for m in items]

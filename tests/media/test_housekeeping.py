@@ -1,0 +1,49 @@
+"""Work that went missing is found again; the account export lists the user's media."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from backend.auth.deletion import export_account
+from backend.common.db import utcnow
+from backend.extensions import db
+from backend.media.models import Media
+from jobs.media import clean_up_media
+from tests.media.samples import jpeg
+
+
+def _age(media_id: str, *, seconds: int, **values) -> None:
+    db.session.execute(update(Media).where(Media.id == uuid.UUID(media_id))
+                       .values(updated_at=utcnow() - timedelta(seconds=seconds), **values))
+    db.session.commit()
+
+
+def test_processing_left_by_a_killed_worker_is_retried_then_made_ready(app, client, headers, upload, redis_conn,
+                                                                        run_media_jobs):
+    done = upload(jpeg())
+    redis_conn.flushdb()  # the job is lost (a Redis wipe, a killed worker): the row still says pending
+    _age(done["id"], seconds=app.config["MEDIA_PROCESSING_STALE_S"] + 5, status="processing", attempts=1)
+    assert clean_up_media()["retried"] == 1
+    run_media_jobs()
+    media = client.get(f"/v1/media/{done['id']}", headers=headers).get_json()
+    assert media["status"] == "ready" and media["variants"]
+
+
+def test_processing_that_keeps_dying_is_failed_with_a_reason(app, client, headers, upload, redis_conn):
+    done = upload(jpeg())
+    redis_conn.flushdb()
+    _age(done["id"], seconds=app.config["MEDIA_PROCESSING_STALE_S"] + 5, status="processing", attempts=3)
+    assert clean_up_media()["retried"] == 1
+    db.session.expire_all()
+    media = client.get(f"/v1/media/{done['id']}", headers=headers).get_json()
+    assert media["status"] == "failed" and media["failure_reason"] == "processing_timed_out"
+
+
+def test_account_export_lists_the_users_media(app, user, upload, run_media_jobs):
+    done = upload(jpeg(), filename="me.jpg")
+    run_media_jobs()
+    with app.test_request_context():
+        exported = export_account(user_id=user.id)["media"]
+    assert [(m["id"], m["status"], m["filename"]) for m in exported] == [(done["id"], "ready", "me.jpg")]
