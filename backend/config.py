@@ -112,6 +112,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MEDIA_UPLOAD_URL_TTL_S", int, "3600", "lifetime of presigned upload URLs (ask again to resume with fresh ones)"),
     Setting("MEDIA_UPLOAD_EXPIRY_S", int, "86400", "an upload not completed this long after it was asked for is aborted and its parts removed"),
     Setting("MEDIA_DOWNLOAD_URL_TTL_S", int, "300", "lifetime of signed media download/playback URLs"),
+    Setting("MEDIA_CLAMD_ADDRESS", str, "", "clamd to scan every upload with (INSTREAM): `unix:/run/clamav/clamd.ctl` or `host:3310`; empty: no scan"),
     Setting("MEDIA_PROCESSING_STALE_S", int, "1800", "a media item processing this long without progress is retried, then failed"),
     Setting("VIDEO_TIME_LIMIT_S", int, "540", "wall-clock limit of one video's ffmpeg run (killed past it; keep below JOB_TIMEOUT_S)"),
     Setting("VIDEO_MAX_OUTPUT_BYTES", int, "4294967296", "most bytes one video's transcode may write (ladder, fallback, images)"),

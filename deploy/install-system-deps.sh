@@ -2,8 +2,9 @@
 # Installs the system programs Groundwork's tests and benchmarks drive for real:
 # nginx (end-to-end test), ffmpeg (video jobs; ffprobe comes with it), wrk (B1 load
 # generator), docker-compose (validates deploy/docker-compose.yml offline; no engine
-# needed), chromium (the console's browser test drives Debian's build with Playwright)
-# and prometheus (its promtool checks and unit-tests deploy/prometheus). Only what is
+# needed), chromium (the console's browser test drives Debian's build with Playwright),
+# prometheus (its promtool checks and unit-tests deploy/prometheus) and clamav-daemon
+# (the upload malware scan's test runs clamd on a one-signature database). Only what is
 # missing, only with apt-get, only as root; anywhere else it
 # says what is missing and exits 0, and the tests that need a program fail by name.
 set -eu
@@ -15,6 +16,7 @@ command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
 command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v clamd >/dev/null 2>&1 || [ -x /usr/sbin/clamd ] || missing="$missing clamav-daemon"
 
 if [ -z "$missing" ]; then
     exit 0

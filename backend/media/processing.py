@@ -7,7 +7,8 @@ checksum, and calls the processor of the kind's family:
 - ``backend.media.images.process(ctx) -> ProcessingResult`` for avatar and photo;
 - ``backend.media.video.process(ctx) -> ProcessingResult`` for video.
 
-Before any processor runs, the bytes are judged by their magic numbers (``sniff.judge``):
+Before any processor runs, the upload is scanned by clamd when MEDIA_CLAMD_ADDRESS is
+set (``scan``), and the bytes are judged by their magic numbers (``sniff.judge``):
 the type must be the declared one and allowed by the kind's policy. A processor then
 decodes or probes for real. It reads ``ctx.source_path`` (a local file; never anything else), writes
 objects only through ``ctx.store(name, path, content_type)`` (keys under the item's
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session
 from backend.media.errors import MediaRejected
 from backend.media.models import Media
 from backend.media.policies import KindPolicy, policy_for
+from backend.media.scan import ScannerUnavailable, check_upload
 from backend.media.sniff import judge
 from backend.media.status import event_of, mark_failed, mark_ready, publish, report_progress
 from backend.media.storage import Storage, StorageError, get_storage
@@ -118,6 +120,7 @@ def _process(session: Session, media: Media, work_dir: Path) -> str:
     policy = policy_for(current_app.config, media.kind)
     try:
         source = _download(store, media, work_dir)
+        check_upload(source, address=current_app.config["MEDIA_CLAMD_ADDRESS"])
         detected = judge(source, allowed=policy.content_types, declared=media.declared_type)
         ctx = ProcessingContext(
             media_id=media.id, kind=media.kind, policy=policy, declared_type=media.declared_type,
@@ -132,10 +135,11 @@ def _process(session: Session, media: Media, work_dir: Path) -> str:
         clear_made_objects(store, media)
         mark_failed(session, media=session.merge(media), reason=exc.reason)
         return "failed"
-    except StorageError:
+    except (StorageError, ScannerUnavailable) as exc:
         session.rollback()
         if media.attempts >= MAX_ATTEMPTS:
-            mark_failed(session, media=session.merge(media), reason="storage_unavailable")
+            reason = "scanner_unavailable" if isinstance(exc, ScannerUnavailable) else "storage_unavailable"
+            mark_failed(session, media=session.merge(media), reason=reason)
             return "failed"
         raise  # the job is retried with backoff
     except Exception:
