@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from admin.access import StaffView, console_action, current_actor
@@ -23,6 +24,8 @@ from backend.common.access import STAFF_ROLES
 from backend.common.errors import DomainError
 from backend.common.pagination import paginate
 from backend.extensions import db
+from backend.media.models import Media
+from backend.media.moderation.models import ModerationCase
 from backend.notifications.devices import list_devices
 
 ADMIN = frozenset({"admin"})
@@ -109,7 +112,12 @@ class UsersView(StaffView):
         audit = list(db.session.scalars(entries_query(object_type="user", object_id=str(user_id))
                                         .order_by(AuditEntry.id.desc()).limit(20)))
         devices = list_devices(db.session, user_id=user_id)
-        return self.render("console/users/profile.html", devices=devices, audit=audit, **profile)
+        media = list(db.session.scalars(select(Media).where(Media.owner_id == user_id)
+                                        .order_by(Media.created_at.desc()).limit(20)))
+        cases = list(db.session.scalars(select(ModerationCase).where(ModerationCase.subject_user_id == user_id)
+                                        .order_by(ModerationCase.opened_at.desc()).limit(20)))
+        return self.render("console/users/profile.html", devices=devices, audit=audit, media=media, cases=cases,
+                           **profile)
 
     @expose("/confirm", methods=("POST",))
     @console_action(*ACTIONS, field="action")

@@ -128,3 +128,11 @@ def test_a_ban_from_the_queue_suspends_the_account_and_a_restore_undoes_it(repor
     actions = db.session.scalars(select(AuditEntry.action).where(AuditEntry.object_id == str(case.id))
                                  .order_by(AuditEntry.id)).all()
     assert actions == ["moderation.ban", "moderation.restore"]
+
+
+def test_the_user_profile_lists_their_media_and_the_reports_about_them(reported, staff_client, user):  # noqa: F811
+    page = staff_client("moderator").get(f"/admin/users/{user.id}").get_data(as_text=True)
+    media_rows = re.search(r'data-testid="user-media">(.*?)</table>', page, re.S).group(1)
+    assert media_rows.count("<tr>") == 1 + 3 and media_rows.count("photo") == 3  # header + the three photos
+    cases = re.search(r'data-testid="user-cases">(.*?)</table>', page, re.S).group(1)
+    assert cases.count("/admin/moderation/") == 3 and "spam" in cases
