@@ -10,11 +10,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import redis
 from aiohttp import web
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from backend.common import sse
-from backend.common.errors import DomainError, Unauthorized
+from backend.common.errors import DomainError, ServiceUnavailable, Unauthorized
 from backend.streams import opening
 from backend.streams.hub import Hub, Stream
 
@@ -104,17 +106,22 @@ async def inbox_stream(request: web.Request) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     request["request_id"] = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
     flask_app, hub = request.app[FLASK], request.app[HUB]
+    stream = None
     try:
         holder = await _authenticate(request)
-    except DomainError as error:
-        return error_response(request, error)
-    last = opening.parse_event_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
-    stream = Stream(holder=holder, queue=asyncio.Queue(flask_app.config["STREAM_QUEUE_MAX"]),
-                    task=asyncio.current_task())
-    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Request-ID": request["request_id"]})
-    hub.add(stream)  # before the replay: what is announced meanwhile is queued, then deduplicated
-    try:
+        last = opening.parse_event_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+        stream = Stream(holder=holder, queue=asyncio.Queue(flask_app.config["STREAM_QUEUE_MAX"]),
+                        task=asyncio.current_task())
+        hub.add(stream)  # before the replay: what is announced meanwhile is queued, then deduplicated
         replayed = await _run(request, opening.replay, user_id=holder.user_id, last_event_id=last)
+    except DomainError as error:
+        return _refuse(request, hub, stream, error)
+    except (SQLAlchemyError, redis.RedisError) as exc:
+        log.error("stream refused, a dependency is down: %s", exc.__class__.__name__, exc_info=exc)
+        return _refuse(request, hub, stream, ServiceUnavailable(
+            "A backing service is unavailable; retry shortly.", code="stream_unavailable"))
+    response = web.StreamResponse(headers={**SSE_HEADERS, "X-Request-ID": request["request_id"]})
+    try:
         stream.anchor = replayed.anchor
         await response.prepare(request)
         await response.write(sse.retry(RETRY_MS).encode())
@@ -126,6 +133,12 @@ async def inbox_stream(request: web.Request) -> web.StreamResponse:
     finally:
         hub.remove(stream)
     return response
+
+
+def _refuse(request: web.Request, hub: Hub, stream: Stream | None, error: DomainError) -> web.Response:
+    if stream is not None:
+        hub.remove(stream)
+    return error_response(request, error)
 
 
 async def _serve(response: web.StreamResponse, stream: Stream, *, lifetime_s: float) -> None:

@@ -1,4 +1,4 @@
-"""Redis going away under the stream server: streams keep working from PostgreSQL, then recover."""
+"""Dependencies going away under the stream server: Redis (streams go on from PostgreSQL), PostgreSQL (503)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -68,3 +68,44 @@ def test_stream_server_survives_a_redis_outage_and_recovers(outage_app, own_redi
     finally:
         server.stop()
     assert "Traceback" not in server.log_tail(20000), server.log_tail()
+
+
+def test_stream_server_answers_503_while_postgresql_is_down_then_serves_again(services, redis_conn, tmp_path):
+    from flask_migrate import upgrade
+
+    from backend.auth.models import User
+    from backend.auth.sessions import start_session
+    from tests.ops.postgres_server import own_postgres_server
+
+    with own_postgres_server() as postgres:
+        app = create_app(app_settings(postgres.url, services.redis_url, DB_CONNECT_TIMEOUT_S=1,
+                                      INBOX_STREAM_HEARTBEAT_S=HEARTBEAT_S))
+        with app.app_context():
+            upgrade(directory="migrations")
+            user = User(email="outage@example.test", role="user", status="active")
+            db.session.add(user)
+            db.session.commit()
+            token = start_session(user=user, device_name="t", platform="ios", ip="127.0.0.1",
+                                  user_agent="pytest")["access_token"]
+            db.session.remove()
+            db.engine.dispose()
+        headers = {"Authorization": f"Bearer {token}"}
+        server = start_stream_server(tmp_path, env=environment_of(app, LOG_LEVEL="INFO"))
+        try:
+            open_stream(server.url, headers).close()
+            postgres.stop()
+            status, body = get_json(f"{server.url}/v1/notifications/inbox/stream", headers)
+            assert status == 503 and body["error"]["code"] == "stream_unavailable", body
+            postgres.start()
+            wait_for(lambda: get_json(f"{server.url}/healthz")[0] == 200, timeout=10, what="the stream server")
+            wait_for(lambda: _opens(server.url, headers), timeout=20, what="streams to open again")
+        finally:
+            server.stop()
+
+
+def _opens(base: str, headers: dict[str, str]) -> bool:
+    try:
+        open_stream(base, headers).close()
+    except (AssertionError, OSError):
+        return False
+    return True
