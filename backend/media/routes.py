@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from backend.common.access import current_principal, require
+from backend.common.idempotency import idempotent
 from backend.common.openapi import answers
 from backend.common.pagination import page_schema, paginate
 from backend.extensions import db
@@ -46,11 +47,15 @@ class MediaCollection(MethodView):
                         cursor=args["cursor"], limit=args["limit"]).as_response()
 
     @require()
+    @idempotent
     @blp.arguments(MediaCreateSchema)
     @blp.response(201, MediaUploadReadSchema)
     @answers(409)  # quota_exceeded: the upload would not fit
     def post(self, data):
-        """Ask for an upload: a presigned PUT, or presigned parts of a multipart upload"""
+        """Ask for an upload: a presigned PUT, or presigned parts of a multipart upload
+
+        Send an Idempotency-Key to retry safely: the same answer comes back, one reservation.
+        """
         state = uploads.request_upload(db.session, owner_id=_me(), **data)
         return {"media": state.media, "upload": uploads.describe(state)}
 

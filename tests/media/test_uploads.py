@@ -197,3 +197,12 @@ def test_local_storage_refuses_forged_or_expired_signatures(app, client, headers
     other_key = url.replace(asked["media"]["id"], str(uuid.uuid4()))
     assert client.put(other_key, data=b"x" * 10).status_code == 403
     assert client.put(url, data=b"x" * 11).status_code in (400, 413)
+
+
+def test_upload_request_retried_with_an_idempotency_key_reserves_once(client, headers):
+    body = {"kind": "photo", "content_type": "image/jpeg", "size": 1000}
+    first = client.post("/v1/media", headers={**headers, "Idempotency-Key": "ask-1"}, json=body)
+    again = client.post("/v1/media", headers={**headers, "Idempotency-Key": "ask-1"}, json=body)
+    assert first.status_code == again.status_code == 201
+    assert first.get_json()["media"]["id"] == again.get_json()["media"]["id"]
+    assert len(client.get("/v1/media", headers=headers).get_json()["items"]) == 1
