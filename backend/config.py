@@ -130,6 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FCM_CREDENTIALS_FILE", str, "", "path of the FCM service-account JSON"),
     Setting("FCM_PROJECT_ID", str, "", "Firebase project ID (default: from the credentials file)"),
     Setting("FCM_ENDPOINT", str, "", "override of FCM's base URL (tests, local fake)"),
+    Setting("PUSH_MAX_LANES", int, "16", "delivery lanes (jobs claiming batch after batch) one campaign, or all transactional sends, may run at once"),
+    Setting("PUSH_DIGEST_CATEGORIES", _csv, "social", "categories whose pushes held by quiet hours go out as one summary per device when the window opens"),
     Setting("PUSH_TOKEN_STALE_DAYS", int, "270", "a device token not refreshed (app not opened) for this many days is pruned; FCM: stale after 30 days, expired on Android after 270"),
     Setting("INBOX_STREAM_LIFETIME_S", float, "55", "seconds an inbox SSE stream stays open before the client reconnects with Last-Event-ID"),
     Setting("INBOX_STREAM_HEARTBEAT_S", float, "15", "seconds between SSE heartbeat comments; each heartbeat re-checks the holders' sessions and polls PostgreSQL for missed entries"),

@@ -8,7 +8,10 @@ loop (one session, 500 in flight) sending the same number of messages to the sam
 Client CPU is the worker's own CPU plus its work-horses' (``wait4`` rusage), minus its
 start-up. A last run injects 1% random 429/503 and counts at the fake: every device once.
 
-    .venv/bin/python bench/b3_campaign.py [--count 20000] [--reps 2]
+A scaling run sends the same campaign with 1 and with 4 workers (``--scaling 1,4``):
+production runs many workers, so more of them must go faster.
+
+    .venv/bin/python bench/b3_campaign.py [--count 20000] [--reps 2] [--scaling 1,4]
 """
 
 from __future__ import annotations
@@ -180,16 +183,16 @@ def dispatch(stack: Stack, campaign_id: Any, instants: list[Any] | None = None) 
         db.session.remove()
 
 
-def run_groundwork(stack: Stack, count: int) -> Run:
-    """One campaign of ``count`` devices through one worker; wall from dispatch to the last row recorded."""
+def run_groundwork(stack: Stack, count: int, workers: int = 1) -> Run:
+    """One campaign of ``count`` devices through ``workers`` workers; wall from dispatch to the last row recorded."""
     stack.fake.reset()
     campaign_id = new_campaign(stack, count)
-    worker = Worker(stack, "push", name=f"b3-worker-{time.time():.0f}")
+    pool = [Worker(stack, "push", name=f"b3-worker-{i}-{time.time():.0f}") for i in range(workers)]
     started = time.perf_counter()
     dispatch(stack, campaign_id)
-    wait_done(stack.app, campaign_id, timeout=600, reconcile_every=30)
+    wait_done(stack.app, campaign_id, timeout=600, reconcile_every=15)
     wall = time.perf_counter() - started
-    cpu = worker.stop()
+    cpu = sum(worker.stop() for worker in pool)
     sent = statuses(stack.app, campaign_id).get("sent", 0)
     if sent != count:
         raise RuntimeError(f"only {sent} of {count} sent")
@@ -238,6 +241,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--scaling", default="1,4", help="worker counts of the scaling run (empty: none)")
     args = parser.parse_args()
     out = ROOT / "bench" / "out" / f"b3-campaign-{time.strftime('%Y%m%d-%H%M%S')}"
     stack = start_stack(out, latency_ms=40)
@@ -250,6 +254,8 @@ def main() -> int:
                 (ours if runner is run_groundwork else bare).append(runner(stack, args.count))
                 time.sleep(1)
         errors = run_with_errors(stack, args.count)
+        scaling = [(n, run_groundwork(stack, args.count, workers=n)) for n in map(int, filter(None,
+                                                                                              args.scaling.split(",")))]
     finally:
         stack.close()
     rate = statistics.median(r.rate for r in ours)
@@ -266,6 +272,12 @@ def main() -> int:
                        f"lost {errors['lost']}, doubled {errors['doubled']}, {errors['wall_s']:.1f} s", "—", None,
                        "every message once, none lost or doubled",
                        errors["lost"] == 0 and errors["doubled"] == 0)]
+    if len(scaling) > 1:
+        (few, first), (many, last) = scaling[0], scaling[-1]
+        rows.append(result_row(f"B3 scaling: {args.count:,} msgs, {many} workers vs {few}",
+                               f"{last.rate:,.0f} msg/s with {many} ({last.cpu_ms:.3f} ms CPU/msg)",
+                               f"{first.rate:,.0f} msg/s with {few}", last.rate / first.rate,
+                               "> 1× (more workers go faster)", last.rate > first.rate))
     print(table_header())
     for row in rows:
         print(row)

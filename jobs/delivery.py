@@ -12,12 +12,13 @@ import uuid
 from datetime import datetime
 
 import redis
+from flask import current_app
 from rq import Worker, get_current_job
 
 from backend.common.db import utcnow
 from backend.common.jobs import PendingJob, get_queue, redis_client, send_now
 from backend.extensions import db
-from backend.notifications.delivery import dispatch, engine, reconcile
+from backend.notifications.delivery import dispatch, engine, lanes, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +28,67 @@ LANE_BUDGET_S = 20.0
 
 
 def dispatch_pushes(*, campaign_id: str | None = None, due_at: str | None = None) -> int:
-    """Start as many lanes as the origin's due rows need (the first runs here); returns lanes started."""
+    """Start as many lanes as the origin's due rows need and free slots allow (the first runs here)."""
     now = utcnow()
+    origin = dispatch.origin_of(campaign_id)
+    connection = redis_client()
+    lanes.dispatch_started(connection, origin=origin)
     due = dispatch.count_due(db.session, campaign_id=campaign_id, now=now)
     db.session.rollback()
-    lanes = min(dispatch.lane_count(due), _push_workers())
-    if lanes == 0:
+    wanted = min(dispatch.lane_count(due, max_lanes=_max_lanes()), _push_workers())
+    if wanted == 0:
         return 0
+    slots = lanes.reserve(connection, origin=origin, count=wanted, max_lanes=_max_lanes())
+    if not slots:
+        return 0  # the origin runs as many lanes as it may: they claim these rows too
     tag = f"{int(datetime.fromisoformat(due_at).timestamp())}" if due_at else f"{int(now.timestamp())}"
-    if lanes > 1:
-        dispatch.start_lanes(campaign_id=campaign_id, lanes=lanes - 1, tag=tag)
-    send_pushes(campaign_id=campaign_id)
-    return lanes
+    if len(slots) > 1:
+        dispatch.start_lanes(campaign_id=campaign_id, slots=slots[1:], tag=tag)
+    send_pushes(campaign_id=campaign_id, slot=slots[0])
+    return len(slots)
 
 
-def send_pushes(*, campaign_id: str | None = None) -> dict[str, int]:
-    """One lane: claim → send → record, batch after batch, until idle, stopped or out of budget."""
+def send_pushes(*, campaign_id: str | None = None, slot: str | None = None) -> dict[str, int]:
+    """One lane: claim → send → record, batch after batch, until idle, stopped or out of budget.
+
+    The lane holds one of the origin's slots (``slot``, reserved when it was enqueued; a
+    lane enqueued without one takes a free one or ends at once), renewed after every batch.
+    """
     origin = uuid.UUID(campaign_id) if campaign_id else None
-    reports = engine.run_lane(db.session, campaign_id=origin, budget_s=LANE_BUDGET_S,
-                              should_stop=_shutdown_requested)
-    last = reports[-1]
-    if last.stop is None:
-        # Budget spent or a warm shutdown: hand the rest to a new job (any worker).
-        send_now(PendingJob(dispatch.LANE_JOB, dispatch.PUSH_QUEUE, {"campaign_id": campaign_id},
-                            job_id=f"lane-{dispatch.origin_of(campaign_id)}-more-{uuid.uuid4().hex[:12]}",
-                            retries=1))
-    elif last.stop == "idle" and origin is not None:
-        reconcile.complete_if_done(db.session, campaign_id=origin)
+    name = dispatch.origin_of(campaign_id)
+    connection = redis_client()
+    slot = slot or next(iter(lanes.reserve(connection, origin=name, count=1, ttl=lanes.RUNNING_TTL,
+                                            max_lanes=_max_lanes())), None)
+    if slot is None:
+        return {"batches": 0, "sent": 0}  # as many lanes as allowed run already
+    # Running now: from here a killed lane's slot frees within RUNNING_TTL, before its rows' lease.
+    lost = [not lanes.renew(connection, origin=name, token=slot, max_lanes=_max_lanes())]
+    if lost[0]:
+        return {"batches": 0, "sent": 0}
+
+    def should_stop() -> bool:
+        if not lanes.renew(connection, origin=name, token=slot, max_lanes=_max_lanes()):
+            lost[0] = True  # the slot expired and others took every one: leave the rows to them
+            return True
+        return _shutdown_requested()
+
+    handed_over = False
+    try:
+        reports = engine.run_lane(db.session, campaign_id=origin, budget_s=LANE_BUDGET_S, should_stop=should_stop)
+        last = reports[-1]
+        if last.stop is None and not lost[0]:
+            # Budget spent or a warm shutdown: hand the rest, and the slot, to a new job (any worker).
+            lanes.renew(connection, origin=name, token=slot, ttl=lanes.QUEUED_TTL, max_lanes=_max_lanes())
+            send_now(PendingJob(dispatch.LANE_JOB, dispatch.PUSH_QUEUE, {"campaign_id": campaign_id, "slot": slot},
+                                job_id=f"lane-{name}-more-{uuid.uuid4().hex[:12]}", retries=1))
+            handed_over = True
+        elif last.stop == "idle" and origin is not None:
+            reconcile.complete_if_done(db.session, campaign_id=origin)
+    finally:
+        if not handed_over:
+            lanes.release(connection, origin=name, token=slot)
     totals = {"batches": len(reports), "sent": sum(r.sent for r in reports)}
-    log.info("%s lane: %s", dispatch.origin_of(campaign_id), totals)
+    log.info("%s lane: %s", name, totals)
     return totals
 
 
@@ -80,7 +113,11 @@ def _push_workers() -> int:
         return max(1, Worker.count(queue=get_queue(dispatch.PUSH_QUEUE)))
     except redis.RedisError:
         log.warning("could not count the push workers", exc_info=True)
-        return dispatch.MAX_LANES
+        return _max_lanes()
+
+
+def _max_lanes() -> int:
+    return int(current_app.config["PUSH_MAX_LANES"])
 
 
 def _shutdown_requested() -> bool:

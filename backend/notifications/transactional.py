@@ -27,10 +27,13 @@ from backend.notifications.delivery.dispatch import schedule_dispatch
 from backend.notifications.models import Notification, NotificationPreference, QuietHours
 from backend.notifications.preferences import MANDATORY, QuietWindow, user_zone
 
-# One ledger row per live device of each entry's user, due when the entry's push is.
+# One ledger row per live device of each entry's user, due when the entry's push is (a row
+# held by quiet hours says so, as one the engine deferred would: digests fold such rows).
 _LEDGER_SQL = """
-INSERT INTO push_deliveries (notification_id, device_id, user_id, time_zone, locale, status, due_at, next_attempt_at)
-SELECT e.id, d.id, d.user_id, d.time_zone, d.locale, 'pending', e.due_at, e.due_at
+INSERT INTO push_deliveries (notification_id, device_id, user_id, time_zone, locale, status, due_at, next_attempt_at,
+                             error_code)
+SELECT e.id, d.id, d.user_id, d.time_zone, d.locale, 'pending', e.due_at, e.due_at,
+       CASE WHEN e.due_at > :now THEN 'quiet_hours' END  -- why it waits, as the engine records it
 FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[]), CAST(:dues AS timestamptz[])) AS e(id, user_id, due_at)
 JOIN devices d ON d.user_id = e.user_id
 WHERE d.token IS NOT NULL AND d.disabled_at IS NULL AND d.push_permission <> 'denied'
@@ -104,7 +107,7 @@ def _send(session: Session, *, user_ids: list[uuid.UUID], content: PushContent, 
     if notifications:
         session.execute(text(_LEDGER_SQL), {
             "ids": [str(n.id) for n in notifications], "users": [str(n.user_id) for n in notifications],
-            "dues": [n.push_due_at for n in notifications]})
+            "dues": [n.push_due_at for n in notifications], "now": now})
         # Due now: the dispatch leaves at once after the commit (a whole second never lies ahead).
         schedule_dispatch(session, campaign_id=None, now=now,
                           due_instants=[at or now.replace(microsecond=0) for at in by_time])

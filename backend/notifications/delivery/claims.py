@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from backend.notifications.campaigns.messages import Composer
 from backend.notifications.campaigns.models import Campaign, CampaignVariant
-from backend.notifications.delivery import policy, transactional
+from backend.notifications.delivery import digest, policy, transactional
 from backend.notifications.delivery.ledger import CLAIM_CAMPAIGN_SQL, CLAIM_TRANSACTIONAL_SQL, PARK_SQL
 from backend.notifications.fcm.providers import OutgoingPush
 from backend.notifications.models import Notification
@@ -32,6 +32,7 @@ class Claimed:
     user_id: uuid.UUID
     attempts: int
     push: OutgoingPush
+    riders: list[int] = field(default_factory=list)  # rows this push stands for too (a digest)
 
 
 @dataclass
@@ -126,9 +127,12 @@ def claim_campaign(session: Session, campaign: Campaign, *, token: uuid.UUID, no
     return claimed
 
 
-def claim_transactional(session: Session, *, token: uuid.UUID, now: datetime, limit: int,
-                        report: BatchReport) -> list[Claimed]:
-    """Lock due transactional rows (any send), apply the policy, mark the sendable ones; caller commits."""
+def claim_transactional(session: Session, *, token: uuid.UUID, now: datetime, limit: int, report: BatchReport,
+                        digest_categories: frozenset[str] = frozenset()) -> list[Claimed]:
+    """Lock due transactional rows (any send), apply the policy, mark the sendable ones; caller commits.
+
+    Held rows of a device in ``digest_categories`` go out as one summary push (``digest``).
+    """
     rows = session.execute(text(CLAIM_TRANSACTIONAL_SQL), {"now": now, "limit": limit}).all()
     report.claimed = len(rows)
     if not rows:
@@ -137,18 +141,32 @@ def claim_transactional(session: Session, *, token: uuid.UUID, now: datetime, li
     entries = {n.id: n for n in session.scalars(
         select(Notification).where(Notification.id.in_({row[3] for row in rows})))}
     parker = _Parker(report)
-    claimed: list[Claimed] = []
+    sendable: list[tuple[int, uuid.UUID, uuid.UUID, int, str, Notification]] = []
+    held: list[digest.Held] = []
     for (row_id, device_id, user_id, notification_id, _locale, zone, attempts, device_token, disabled, denied,
-         owner, enabled, q_start, q_end, q_zone) in rows:
+         owner, enabled, q_start, q_end, q_zone, last_reason) in rows:
         entry = entries[notification_id]
         recipient = policy.Recipient(user_id, zone, device_id is not None and owner is not None, owner,
                                      device_token, bool(disabled), bool(denied), enabled, q_start, q_end, q_zone)
         verdict = policy.decide(recipient, transactional.rules_for(entry, attempts=attempts), now=now)
         parker.add(row_id, verdict)
         if verdict.status == "sending":
+            sendable.append((row_id, device_id, user_id, attempts, device_token, entry))
+            if entry.category in digest_categories and last_reason in digest.HELD:
+                held.append(digest.Held(row_id, device_id, device_token, entry))
+    parker.write(session, token=token, now=now)
+    folded = digest.fold(held, now=now)
+    riding = {rider for _push, riders in folded.values() for rider in riders}
+    claimed: list[Claimed] = []
+    for row_id, device_id, user_id, attempts, device_token, entry in sendable:
+        if row_id in riding:
+            continue  # sent as part of its device's summary
+        if row_id in folded:
+            push, riders = folded[row_id]
+            claimed.append(Claimed(row_id, device_id, user_id, attempts + 1, push, riders))
+        else:
             push = transactional.compose(entry, key=str(row_id), token=device_token, now=now)
             claimed.append(Claimed(row_id, device_id, user_id, attempts + 1, push))
-    parker.write(session, token=token, now=now)
     return claimed
 
 

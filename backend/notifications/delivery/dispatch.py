@@ -26,7 +26,6 @@ PUSH_QUEUE = "push"
 DISPATCH_JOB = "jobs.delivery.dispatch_pushes"
 LANE_JOB = "jobs.delivery.send_pushes"
 TRANSACTIONAL = "transactional"  # the origin name of transactional rows in job ids
-MAX_LANES = 16  # lanes per dispatch; each takes batch after batch, so a few suffice per worker
 LANE_BATCH = 500
 
 
@@ -68,19 +67,19 @@ def count_due(session: Session, *, campaign_id: uuid.UUID | str | None, now: dat
         {"c": str(campaign_id), "now": now}).scalar_one()
 
 
-def lane_count(due: int, *, batch_size: int = LANE_BATCH, max_lanes: int = MAX_LANES) -> int:
+def lane_count(due: int, *, max_lanes: int, batch_size: int = LANE_BATCH) -> int:
     """How many lanes a dispatch starts for ``due`` rows."""
     return min(max_lanes, math.ceil(due / batch_size))
 
 
-def start_lanes(*, campaign_id: uuid.UUID | str | None, lanes: int, tag: str,
+def start_lanes(*, campaign_id: uuid.UUID | str | None, tag: str, lanes: int = 0, slots: list[str] | None = None,
                 connection: redis.Redis | None = None) -> list[str]:
-    """Enqueue ``lanes`` lane jobs now (deterministic ids per ``tag``); returns their ids."""
+    """Enqueue lane jobs now, one per reserved slot (or ``lanes`` without one); returns their ids."""
     ids = []
-    for lane in range(lanes):
+    for lane, slot in enumerate(slots or [None] * lanes):
         job_id = f"lane-{origin_of(campaign_id)}-{tag}-{lane}"
-        send_now(PendingJob(LANE_JOB, PUSH_QUEUE, {"campaign_id": _arg(campaign_id)}, job_id=job_id, retries=1),
-                 connection)
+        kwargs = {"campaign_id": _arg(campaign_id), "slot": slot}
+        send_now(PendingJob(LANE_JOB, PUSH_QUEUE, kwargs, job_id=job_id, retries=1), connection)
         ids.append(job_id)
     return ids
 

@@ -122,7 +122,8 @@ def _begin(session: Session, *, campaign_id: uuid.UUID | None, now: datetime | N
     if campaign is not None:
         claimed = claim_campaign(session, campaign, token=token, now=clock, limit=batch_size, report=report)
     else:
-        claimed = claim_transactional(session, token=token, now=clock, limit=batch_size, report=report)
+        claimed = claim_transactional(session, token=token, now=clock, limit=batch_size, report=report,
+                                      digest_categories=frozenset(app.config["PUSH_DIGEST_CATEGORIES"]))
     session.commit()  # the ledger: 'sending' is durable before any provider call
     if report.wake_at is not None:
         _schedule(session, campaign_id, report.wake_at, clock)
@@ -257,11 +258,12 @@ def _record(session: Session, campaign: Campaign | None, claimed: list[Claimed],
         if decision.quota_until is not None:
             quota_until = max(filter(None, (quota_until, decision.quota_until)))
         report.wake(decision.retry_at)
-        ids.append(row.id)
-        statuses.append(decision.status)
-        mids.append(decision.message_id)
-        errs.append(decision.error_code)
-        next_at.append(decision.retry_at)
+        for row_id in (row.id, *row.riders):  # a digest's rows share its answer
+            ids.append(row_id)
+            statuses.append(decision.status)
+            mids.append(decision.message_id)
+            errs.append("digest" if row_id != row.id and decision.status == "sent" else decision.error_code)
+            next_at.append(decision.retry_at)
     session.execute(text(RECORD_SQL), {"ids": ids, "statuses": statuses, "mids": mids, "errs": errs,
                                     "next_at": next_at, "at": at, "token": str(token)})
     report.sent = len(sent)

@@ -40,7 +40,8 @@ ORDER BY d.next_attempt_at, d.id
 # Transactional rows (campaign_id IS NULL) of every send, in due order (their partial index).
 CLAIM_TRANSACTIONAL_SQL = """
 WITH due AS (
-    SELECT d.id, d.notification_id, d.device_id, d.user_id, d.locale, d.time_zone, d.attempts, d.next_attempt_at
+    SELECT d.id, d.notification_id, d.device_id, d.user_id, d.locale, d.time_zone, d.attempts, d.next_attempt_at,
+           d.error_code
     FROM push_deliveries d
     WHERE d.campaign_id IS NULL AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
     ORDER BY d.next_attempt_at
@@ -49,7 +50,7 @@ WITH due AS (
 )
 SELECT d.id, d.device_id, d.user_id, d.notification_id, d.locale, d.time_zone, d.attempts,
        dv.token, dv.disabled, dv.denied, dv.owner,
-       p.enabled, q.start_local, q.end_local, q.time_zone
+       p.enabled, q.start_local, q.end_local, q.time_zone, d.error_code
 FROM due d
 JOIN notifications n ON n.id = d.notification_id
 {device}

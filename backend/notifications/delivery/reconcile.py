@@ -13,12 +13,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+import redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from backend.common.db import utcnow
-from backend.common.jobs import enqueue_after_commit
-from backend.notifications.delivery.dispatch import schedule_dispatch
+from backend.common.jobs import enqueue_after_commit, redis_client
+from backend.notifications.delivery import lanes
+from backend.notifications.delivery.dispatch import origin_of, schedule_dispatch
 from backend.notifications.delivery.ledger import EXPIRE_LEASES_SQL
 from backend.notifications.delivery.outcomes import MAX_ATTEMPTS
 
@@ -53,6 +55,7 @@ def reconcile(session: Session, *, lease_s: float | None = None, now: datetime |
     now = now or utcnow()
     lease = timedelta(seconds=lease_s) if lease_s is not None else LEASE
     report = ReconcileReport()
+    connection = redis_client()
     report.resent = session.execute(text(EXPIRE_LEASES_SQL), {
         "cutoff": now - lease, "now": now, "max_attempts": MAX_ATTEMPTS}).rowcount
     tx_due = session.execute(text(
@@ -60,10 +63,14 @@ def reconcile(session: Session, *, lease_s: float | None = None, now: datetime |
         "AND status IN ('pending', 'deferred') AND next_attempt_at <= :horizon"),
         {"horizon": now + LOOKAHEAD}).scalar()
     if tx_due is not None:
-        # Overdue: at once (a whole second never lies ahead); upcoming: at its instant.
-        at = tx_due if tx_due > now else now.replace(microsecond=0)
-        schedule_dispatch(session, campaign_id=None, due_instants=[at], now=now)
-        report.transactional = 1
+        # Overdue: at once (a whole second never lies ahead), unless one is queued already;
+        # upcoming: at its instant (one job id per instant).
+        if tx_due > now:
+            schedule_dispatch(session, campaign_id=None, due_instants=[tx_due], now=now)
+            report.transactional = 1
+        elif _wants_dispatch(connection, origin_of(None)):
+            schedule_dispatch(session, campaign_id=None, due_instants=[now.replace(microsecond=0)], now=now)
+            report.transactional = 1
     report.expired = session.execute(text(
         "UPDATE push_deliveries SET status = 'expired', error_code = 'expired' "
         "WHERE campaign_id IN (SELECT id FROM campaigns WHERE status = 'running' AND expires_at <= :now) "
@@ -73,8 +80,9 @@ def reconcile(session: Session, *, lease_s: float | None = None, now: datetime |
         "WHERE c.status = 'running' AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now"),
         {"now": now}).scalars().all()
     for campaign_id in due:
-        schedule_dispatch(session, campaign_id=campaign_id, due_instants=[now.replace(microsecond=0)], now=now)
-    report.dispatched = len(due)
+        if _wants_dispatch(connection, origin_of(campaign_id)):
+            schedule_dispatch(session, campaign_id=campaign_id, due_instants=[now.replace(microsecond=0)], now=now)
+            report.dispatched += 1
     upcoming = session.execute(text(
         "SELECT DISTINCT d.campaign_id, date_trunc('second', d.next_attempt_at) + interval '1 second' "
         "FROM push_deliveries d JOIN campaigns c ON c.id = d.campaign_id "
@@ -95,6 +103,15 @@ def reconcile(session: Session, *, lease_s: float | None = None, now: datetime |
     report.rematerialized = len(stuck)
     session.commit()
     return report
+
+
+def _wants_dispatch(connection: redis.Redis, origin: str) -> bool:
+    """Whether due rows of ``origin`` need a dispatch now: none of its lanes runs and none is queued.
+
+    Running lanes claim batch after batch until nothing is due, so a dispatch beside them
+    would only queue up; a dead lane's slot expires before its rows' lease does.
+    """
+    return lanes.active(connection, origin=origin) == 0 and lanes.claim_dispatch(connection, origin=origin)
 
 
 def complete_if_done(session: Session, *, campaign_id: uuid.UUID, now: datetime | None = None) -> bool:
