@@ -186,9 +186,8 @@ def test_clean_up_expires_abandoned_multipart_uploads(app, client, headers, tran
     assert clean_up_media()["expired_uploads"] == 0
 
 
+@pytest.mark.parametrize("app", ["local"], indirect=True)  # the local store's own signed route
 def test_local_storage_refuses_forged_or_expired_signatures(app, client, headers):
-    if app.config["STORAGE_BACKEND"] != "local":
-        pytest.skip("the local store's own signed route")
     asked = client.post("/v1/media", headers=headers, json={
         "kind": "photo", "content_type": "image/jpeg", "size": 10}).get_json()
     url = asked["upload"]["request"]["url"].replace("http://localhost", "")
