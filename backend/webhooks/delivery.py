@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit
 from backend.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from backend.webhooks.services import signing_secrets
 from backend.webhooks.signing import headers_for
 
 RETRY_SCHEDULE_S = (5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -77,7 +78,7 @@ def attempt_delivery(session: Session, *, delivery_id: uuid.UUID) -> str:
     try:
         check_destination(endpoint.url)
         response = requests.post(endpoint.url, data=body, timeout=TIMEOUT_S, allow_redirects=False,
-                                 headers=headers_for(endpoint.secret, msg_id=str(event.id), body=body))
+                                 headers=headers_for(signing_secrets(endpoint), msg_id=str(event.id), body=body))
         code = response.status_code
         if not 200 <= code < 300:
             error = f"HTTP {code}: {response.text[:200]}"

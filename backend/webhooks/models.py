@@ -38,6 +38,9 @@ class WebhookEndpoint(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(String(200))
     # Needed in clear to sign (HMAC); shown once at creation and on rotation.
     secret: Mapped[str] = mapped_column(String(100))
+    # After a rotation the old secret signs too, until it expires, so receivers can switch over.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)))  # empty: every type
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,17 @@ from backend.common.jobs import enqueue_after_commit
 from backend.webhooks.events import EVENT_TYPES, is_event_type
 from backend.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from backend.webhooks.signing import new_secret
+
+SECRET_OVERLAP = timedelta(hours=24)
+
+
+def signing_secrets(endpoint: WebhookEndpoint) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous during the overlap."""
+    found = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and \
+            endpoint.previous_secret_expires_at > utcnow():
+        found.append(endpoint.previous_secret)
+    return found
 
 
 class EndpointNotFound(NotFound):
@@ -96,8 +108,9 @@ def update_endpoint(session: Session, *, endpoint_id: uuid.UUID, **changes: Any)
 
 
 def rotate_secret(session: Session, *, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-    """Replace the signing secret (commits); deliveries from now on use the new one."""
+    """Replace the signing secret (commits); for SECRET_OVERLAP the old one signs every delivery too."""
     endpoint = get_endpoint(session, endpoint_id=endpoint_id)
+    endpoint.previous_secret, endpoint.previous_secret_expires_at = endpoint.secret, utcnow() + SECRET_OVERLAP
     endpoint.secret = new_secret()
     session.commit()
     return endpoint

@@ -37,11 +37,12 @@ def sign(secret: str, *, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers_for(secret: str, *, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
-    """Every header a delivery carries."""
+def headers_for(secret: str | list[str], *, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    """Every header a delivery carries (one signature per secret, space-separated)."""
     timestamp = int(now if now is not None else time.time())
-    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, msg_id=msg_id, timestamp=timestamp, body=body),
+    secrets_ = [secret] if isinstance(secret, str) else secret
+    signatures = " ".join(sign(s, msg_id=msg_id, timestamp=timestamp, body=body) for s in secrets_)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signatures,
             "content-type": "application/json", "user-agent": "Groundwork-Webhooks/1"}
 
 

@@ -14,7 +14,7 @@ from backend.extensions import db
 from backend.media.models import Media
 from backend.media.status import mark_failed, mark_ready
 from backend.webhooks.delivery import RETRY_SCHEDULE_S, attempt_delivery
-from backend.webhooks.models import WebhookAttempt, WebhookDelivery
+from backend.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from backend.webhooks.services import create_endpoint, emit
 from backend.webhooks.signing import InvalidSignature, headers_for, new_secret, verify
 from tests.webhooks.conftest import SERVER_KEY
@@ -132,9 +132,17 @@ def test_test_event_and_rotation_by_api(client, admin, receiver, run_jobs):
     assert rotated["secret"] != endpoint["secret"]
     assert client.post(f"/v1/webhooks/endpoints/{endpoint['id']}/test", headers=admin).status_code == 202
     run_jobs(("default",))
-    verify(rotated["secret"], receiver.requests[0].headers, receiver.requests[0].body)
+    received = receiver.requests[0]
+    verify(rotated["secret"], received.headers, received.body)
+    verify(endpoint["secret"], received.headers, received.body)  # the old secret still signs, for a day
+    assert len(received.headers["webhook-signature"].split()) == 2
+    db.session.execute(update(WebhookEndpoint).values(previous_secret_expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    client.post(f"/v1/webhooks/endpoints/{endpoint['id']}/test", headers=admin)
+    run_jobs(("default",))
     with pytest.raises(InvalidSignature):
-        verify(endpoint["secret"], receiver.requests[0].headers, receiver.requests[0].body)
+        verify(endpoint["secret"], receiver.requests[1].headers, receiver.requests[1].body)
+    verify(rotated["secret"], receiver.requests[1].headers, receiver.requests[1].body)
     assert client.patch(f"/v1/webhooks/endpoints/{endpoint['id']}", headers=admin,
                         json={"enabled": False}).get_json()["enabled"] is False
     assert client.delete(f"/v1/webhooks/endpoints/{endpoint['id']}", headers=admin).status_code == 204
