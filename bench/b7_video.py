@@ -187,6 +187,7 @@ def main() -> int:
                 job_s.append(job.run())
         server = start_gunicorn("wsgi:app", run_dir / "api", env=env)
         url, header = f"http://127.0.0.1:{server.port}/v1/me", f"Authorization: Bearer {token}"
+        wrk(url, header, 2)  # warm-up, not counted: workers' first requests fill caches and pools
         idle, busy, covered = [], [], []
         for _ in range(args.reps):
             idle.append(wrk(url, header, args.load_seconds))
