@@ -17,7 +17,7 @@ from tests.e2e.processes import Server, environment_of, start_stream_server
 
 SERVER_KEY = "test-server-key-streams-0123456789"
 HEARTBEAT_S = 1.0
-LIFETIME_S = 6.0
+LIFETIME_S = 8.0
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def app(database_url: str, services: Any) -> Flask:
 
 @pytest.fixture(scope="session")
 def stream_server(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``python -m backend.streams`` with the app's settings (1 s heartbeats, 6 s lifetime)."""
+    """``python -m backend.streams`` with the app's settings (1 s heartbeats, 8 s lifetime)."""
     server = start_stream_server(tmp_path_factory.mktemp("streams"), env=environment_of(app, LOG_LEVEL="INFO"))
     yield server
     server.stop()
