@@ -170,13 +170,13 @@ def _questions() -> dict[str, tuple[Callable[[Any], Any], str]]:
     raw_range = f"occurred_at >= '{first}T00:00:00Z' AND occurred_at < '{last + timedelta(days=1)}T00:00:00Z'"
     steps = [queries.FunnelStep(name) for name in FUNNEL]
     return {
-        "DAU, 90 days": (lambda s: queries.actives(s, interval="day", start=first, end=last),
+        f"DAU, {DAYS} days": (lambda s: queries.actives(s, interval="day", start=first, end=last),
                          "SELECT (occurred_at AT TIME ZONE 'UTC')::date, count(DISTINCT person_id) "
                          f"FROM analytics_events WHERE {raw_range} GROUP BY 1"),
-        "WAU, 90 days": (lambda s: queries.actives(s, interval="week", start=first, end=last),
+        f"WAU, {DAYS} days": (lambda s: queries.actives(s, interval="week", start=first, end=last),
                          "SELECT date_trunc('week', occurred_at AT TIME ZONE 'UTC'), count(DISTINCT person_id) "
                          f"FROM analytics_events WHERE {raw_range} GROUP BY 1"),
-        "MAU, 90 days": (lambda s: queries.actives(s, interval="month", start=first, end=last),
+        f"MAU, {DAYS} days": (lambda s: queries.actives(s, interval="month", start=first, end=last),
                          "SELECT date_trunc('month', occurred_at AT TIME ZONE 'UTC'), count(DISTINCT person_id) "
                          f"FROM analytics_events WHERE {raw_range} GROUP BY 1"),
         "retention, 8 weekly cohorts x 8 weeks": (

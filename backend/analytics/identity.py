@@ -65,17 +65,21 @@ def join_install(session: Session, *, install_id: str, user_id: uuid.UUID) -> bo
     return True
 
 
+# How a person row absorbs a newer sighting (shared with the write path's single statement).
+PERSON_CONFLICT = (
+    "ON CONFLICT (person_id) DO UPDATE SET "
+    "properties = CAST(:once AS jsonb) || analytics_persons.properties || CAST(:set AS jsonb), "
+    "first_seen_at = least(analytics_persons.first_seen_at, excluded.first_seen_at), "
+    "last_seen_at = greatest(analytics_persons.last_seen_at, excluded.last_seen_at)")
+
+
 def upsert_person(session: Session, *, person_id: uuid.UUID, is_user: bool, first_seen_at: datetime,
                   last_seen_at: datetime, set_properties: dict[str, Any] | None = None,
                   set_once: dict[str, Any] | None = None) -> None:
     """Create or widen a person: seen-times stretch, ``set`` overwrites, ``set_once`` only fills gaps."""
     session.execute(text(
         "INSERT INTO analytics_persons (person_id, is_user, properties, first_seen_at, last_seen_at) "
-        "VALUES (:person, :is_user, CAST(:once AS jsonb) || CAST(:set AS jsonb), :first, :last) "
-        "ON CONFLICT (person_id) DO UPDATE SET "
-        "properties = CAST(:once AS jsonb) || analytics_persons.properties || CAST(:set AS jsonb), "
-        "first_seen_at = least(analytics_persons.first_seen_at, excluded.first_seen_at), "
-        "last_seen_at = greatest(analytics_persons.last_seen_at, excluded.last_seen_at)"),
+        "VALUES (:person, :is_user, CAST(:once AS jsonb) || CAST(:set AS jsonb), :first, :last) " + PERSON_CONFLICT),
         {"person": person_id, "is_user": is_user, "first": first_seen_at, "last": last_seen_at,
          "set": json.dumps(set_properties or {}), "once": json.dumps(set_once or {})})
 

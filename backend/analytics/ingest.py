@@ -8,9 +8,10 @@ rows are inserted and rolled up, so a retried batch counts once.
 """
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -47,9 +48,14 @@ WITH batch AS (
         events = analytics_user_days.events + excluded.events,
         platform = coalesce(excluded.platform, analytics_user_days.platform),
         app_version = coalesce(excluded.app_version, analytics_user_days.app_version)
+), person AS (
+    INSERT INTO analytics_persons (person_id, is_user, properties, first_seen_at, last_seen_at)
+    SELECT :person, :is_user, CAST(:once AS jsonb) || CAST(:set AS jsonb), min(occurred_at), max(occurred_at)
+    FROM stored HAVING count(*) > 0
+    """ + identity.PERSON_CONFLICT + """
 )
-SELECT count(*) AS stored, min(occurred_at) AS first, max(occurred_at) AS last FROM stored
-""")
+SELECT count(*) AS stored FROM stored
+""")  # noqa: S608 - PERSON_CONFLICT is a constant
 
 
 @dataclass(frozen=True)
@@ -82,25 +88,39 @@ def limits_from(config: dict[str, Any]) -> Limits:
                   max_properties_bytes=config["ANALYTICS_MAX_PROPERTIES_BYTES"])
 
 
+class _MissingPartition(Exception):
+    """A row fell in a month whose partition the process believed existed."""
+
+
 def _write(session: Session, checked: CheckedBatch, *, person_id: uuid.UUID, user_id: uuid.UUID | None,
-           install_id: str, now: datetime) -> Any:
+           install_id: str, now: datetime, set_properties: dict[str, Any], set_once: dict[str, Any]) -> int:
+    partitions.ensure_months(session, {date(int(t[:4]), int(t[5:7]), 1) for t in checked.times})
     params = {"ids": checked.event_ids, "times": checked.times, "names": checked.names,
               "sessions": checked.session_ids, "platforms": checked.platforms, "versions": checked.app_versions,
-              "props": checked.properties, "person": person_id, "user": user_id, "install": install_id, "now": now}
+              "props": checked.properties, "person": person_id, "user": user_id, "install": install_id, "now": now,
+              "is_user": user_id is not None, "set": json.dumps(set_properties), "once": json.dumps(set_once)}
     try:
-        with session.begin_nested():
-            return session.execute(_WRITE, params).one()
+        return session.execute(_WRITE, params).scalar_one()
     except IntegrityError as exc:
-        if getattr(exc.orig, "pgcode", None) != "23514":  # no partition holds one of the rows
-            raise
-    times = [datetime.fromisoformat(t) for t in checked.times]
-    partitions.ensure_partitions(session, start=min(times), end=max(times))
-    return session.execute(_WRITE, params).one()
+        if getattr(exc.orig, "pgcode", None) == "23514":  # no partition holds one of the rows
+            raise _MissingPartition from exc
+        raise
 
 
 def ingest_batch(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client_ip: str | None,
                  limits: Limits, now: datetime) -> IngestResult:
     """Check, deduplicate and store a batch, with its roll-ups and user properties (commits)."""
+    try:
+        return _ingest(session, batch=batch, user_id=user_id, client_ip=client_ip, limits=limits, now=now)
+    except _MissingPartition:
+        # The month cache was stale (a partition dropped or rolled back): redo it all once.
+        session.rollback()
+        partitions.forget_months()
+        return _ingest(session, batch=batch, user_id=user_id, client_ip=client_ip, limits=limits, now=now)
+
+
+def _ingest(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client_ip: str | None,
+            limits: Limits, now: datetime) -> IngestResult:
     for key, values in (("set", batch.set_properties), ("set_once", batch.set_once)):
         encoded = encode_properties(values)
         if encoded is None or len(encoded.encode()) > limits.max_properties_bytes:
@@ -116,13 +136,11 @@ def ingest_batch(session: Session, *, batch: Batch, user_id: uuid.UUID | None, c
                             app_version=batch.app_version, ip_prefix=identity.truncate_ip(client_ip), now=now)
     stored = 0
     if checked.event_ids:
-        row = _write(session, checked, person_id=person_id, user_id=user_id, install_id=batch.install_id, now=now)
-        stored = row.stored
-    if stored or batch.set_properties or batch.set_once:
-        first = row.first if stored else now
-        last = row.last if stored else now
-        identity.upsert_person(session, person_id=person_id, is_user=user_id is not None, first_seen_at=first,
-                               last_seen_at=last, set_properties=batch.set_properties, set_once=batch.set_once)
+        stored = _write(session, checked, person_id=person_id, user_id=user_id, install_id=batch.install_id,
+                        now=now, set_properties=batch.set_properties, set_once=batch.set_once)
+    if not stored and (batch.set_properties or batch.set_once):
+        identity.upsert_person(session, person_id=person_id, is_user=user_id is not None, first_seen_at=now,
+                               last_seen_at=now, set_properties=batch.set_properties, set_once=batch.set_once)
     session.commit()
     return IngestResult(accepted=stored, duplicates=len(checked.event_ids) - stored,
                         rejected=checked.rejected, clamped=checked.clamped)

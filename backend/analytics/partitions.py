@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from backend.analytics.models import PARTITION_SCHEMA
 
 log = logging.getLogger(__name__)
+# Months seen to have a partition, per database, so the write path checks only new months.
+_KNOWN_MONTHS: set[tuple[str, date]] = set()
 _NAME = re.compile(r"^events_(\d{4})_(\d{2})$")
 
 
@@ -64,6 +66,26 @@ def ensure_partitions(session: Session, *, start: datetime, end: datetime) -> li
     return created
 
 
+def ensure_months(session: Session, months: set[date]) -> None:
+    """Make sure each month has a partition before rows go in (no commit).
+
+    Months this process saw existing are not checked again; one it creates is remembered
+    only once another check sees it (after the creating transaction committed).
+    """
+    database = str(session.get_bind().engine.url)
+    if all((database, m) in _KNOWN_MONTHS for m in months):
+        return
+    existing = set(existing_partitions(session))
+    _KNOWN_MONTHS.update((database, m) for m in existing)
+    for first in sorted(months - existing):
+        create_partition(session, first)
+
+
+def forget_months() -> None:
+    """Drop the cache of known months (after a write found one missing)."""
+    _KNOWN_MONTHS.clear()
+
+
 def drop_expired_partitions(session: Session, *, retention_days: int, now: datetime | None = None) -> list[date]:
     """Drop every partition whose whole month ended before the retention horizon (no commit)."""
     horizon = (now or datetime.now(UTC)) - timedelta(days=retention_days)
@@ -73,6 +95,8 @@ def drop_expired_partitions(session: Session, *, retention_days: int, now: datet
         if ends <= horizon:
             session.execute(text(f'DROP TABLE {PARTITION_SCHEMA}."{partition_name(first)}"'))
             dropped.append(first)
+    if dropped:
+        forget_months()
     return dropped
 
 
