@@ -12,7 +12,7 @@ GUNICORN_THREADS           4                    threads per worker (gthread)
 GUNICORN_TIMEOUT           30                   seconds before a silent worker is killed
 GUNICORN_GRACEFUL_TIMEOUT  25                   SIGTERM: time to finish in-flight requests
 GUNICORN_KEEPALIVE         75                   idle keep-alive seconds (> nginx's 60)
-GUNICORN_MAX_REQUESTS      10000 (jitter 1000)  recycle a worker after this many requests
+GUNICORN_MAX_REQUESTS      1000000 (jitter 10%) recycle a worker after this many requests (0: never)
 GUNICORN_ACCESS_LOG        unset (off)          `-` for stdout; the app logs requests
 GUNICORN_LOG_LEVEL         info                 gunicorn's own log level
 FORWARDED_ALLOW_IPS        127.0.0.1,::1        proxies trusted for X-Forwarded-Proto
@@ -24,6 +24,8 @@ Client addresses (X-Forwarded-For) are resolved by the app's ProxyFix, not by gu
 
 import math
 import os
+
+from gunicorn.workers.gthread import ThreadWorker
 
 
 def _int_env(name: str, default: int) -> int:
@@ -59,9 +61,42 @@ bind = [
     if part.strip()
 ]
 
+
+
+class BalancedThreadWorker(ThreadWorker):
+    """gthread that takes no new connection while every one of its threads is busy.
+
+    Plain gthread accepts whenever its loop wakes, so whichever worker wakes first takes
+    a burst of new keep-alive connections: 16 connections landed 7/5/3/1/0 on five
+    workers, and the worker with 7 queued requests behind its 4 threads set the p99 (160
+    ms at a 19 ms p50). Here a worker whose threads are all busy leaves new connections
+    in the listen queue for a worker with a free thread. Unlike a low
+    ``worker_connections``, nothing is capped: a busy worker takes connections again as
+    soon as a thread frees, so nginx's pooled connections never wait for a slot.
+    """
+
+    def init_process(self) -> None:
+        self.in_flight = 0  # requests handed to the thread pool and not finished (main thread only)
+        super().init_process()
+
+    def enqueue_req(self, conn) -> None:  # noqa: ANN001 - gunicorn's signature
+        self.in_flight += 1
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn, fs) -> None:  # noqa: ANN001 - gunicorn's signature
+        self.in_flight -= 1
+        super().finish_request(conn, fs)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        if self.alive:
+            self.set_accept_enabled(self.nr_conns < self.worker_connections and self.in_flight < self.cfg.threads)
+        super().wait_for_and_dispatch_events(timeout)
+
+
 # gthread: each worker serves several requests at once (I/O-bound: PostgreSQL, Redis)
-# and parks idle keep-alive connections from nginx without holding a thread.
-worker_class = "gthread"
+# and parks idle keep-alive connections from nginx without holding a thread; the
+# balanced variant spreads new connections over the workers with a free thread.
+worker_class = BalancedThreadWorker
 workers = _int_env("WEB_CONCURRENCY", min(2 * usable_cores() + 1, _int_env("GUNICORN_MAX_WORKERS", 12)))
 threads = _int_env("GUNICORN_THREADS", 4)
 
@@ -76,10 +111,13 @@ graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 25)
 keepalive = _int_env("GUNICORN_KEEPALIVE", 75)
 
 # Recycling bounds slow leaks; the jitter keeps all workers from restarting together.
-# Each recycle rebuilds the app (about 0.7 s of CPU here), so the bound is high: at 2000
-# a busy worker restarted every few seconds and B1's p99 went past a second.
-max_requests = _int_env("GUNICORN_MAX_REQUESTS", 10000)
-max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", 1000)
+# Each recycle rebuilds the app (about 0.7 s of CPU here) and drops its keep-alive
+# connections onto the other workers, so the bound is high: at 2000 a busy worker
+# restarted every few seconds and B1's p99 went past a second, and at 10000 recycling
+# still landed inside a one-minute run. At a million, a worker serving 2000 requests a
+# second recycles about every eight minutes; memory growth is watched by the pod's limit.
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 1_000_000)
+max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
 
 # Each worker builds its own app after the fork, so no connection pool is shared
 # across processes.
