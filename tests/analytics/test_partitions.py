@@ -1,6 +1,7 @@
 """Monthly partitions: created ahead, expired ones dropped, queries pruned to their months."""
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 
 from sqlalchemy import text
@@ -47,3 +48,19 @@ def test_periodic_table_maintains_partitions_and_prunes_event_ids(app, db_sessio
     assert partitions.month_start(now) in months and ahead in months
     assert prune_event_ids() == 1
     assert session.execute(text("SELECT count(*) FROM analytics_event_ids")).scalar() == 1
+
+
+def test_ingest_with_a_stale_month_cache_redoes_the_batch_once(app, db_session):
+    from datetime import timedelta
+
+    from backend.analytics import ingest
+
+    now = datetime(2021, 6, 15, tzinfo=UTC)  # no partition for June 2021 exists
+    database = str(db.session.get_bind().engine.url)
+    partitions._KNOWN_MONTHS.add((database, date(2021, 6, 1)))  # as if it had been seen, then dropped
+    batch = ingest.Batch(install_id="install-stale-1", events=[{"event_id": str(uuid.uuid4()),
+                                                                "name": "x"}])
+    result = ingest.ingest_batch(db.session, batch=batch, user_id=None, client_ip=None,
+                                 limits=ingest.limits_from(app.config), now=now - timedelta(seconds=1))
+    assert result.accepted == 1
+    assert date(2021, 6, 1) in partitions.existing_partitions(db.session)
