@@ -208,6 +208,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         errors.append(f"VIDEO_PRESET: one of {', '.join(X264_PRESETS)}")
     if config["PUSH_BACKEND"] == "fcm" and not config["FCM_CREDENTIALS_FILE"]:
         errors.append("FCM_CREDENTIALS_FILE: required when PUSH_BACKEND=fcm")
+    if config["ANALYTICS_RETENTION_DAYS"] <= config["ANALYTICS_MAX_EVENT_AGE_DAYS"]:
+        # A month is dropped once it ended before the horizon: no accepted event may still land in it.
+        errors.append("ANALYTICS_RETENTION_DAYS: must be more than ANALYTICS_MAX_EVENT_AGE_DAYS")
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not config.get(name):
             errors.append(f"{name}: not set (run through `make run`, which starts embedded services)")

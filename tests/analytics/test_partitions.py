@@ -64,3 +64,12 @@ def test_ingest_with_a_stale_month_cache_redoes_the_batch_once(app, db_session):
                                  limits=ingest.limits_from(app.config), now=now - timedelta(seconds=1))
     assert result.accepted == 1
     assert date(2021, 6, 1) in partitions.existing_partitions(db.session)
+
+
+def test_retention_shorter_than_the_accepted_age_is_refused_at_startup():
+    import pytest
+
+    from backend.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="ANALYTICS_RETENTION_DAYS"):
+        load_config({"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "ANALYTICS_RETENTION_DAYS": "20"})
