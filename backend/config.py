@@ -162,6 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_MAX_FUTURE_S", int, "60", "events whose corrected time is further ahead than this are clamped to the receive time"),
     Setting("ANALYTICS_MAX_BATCH", int, "500", "most events in one ingest request"),
     Setting("ANALYTICS_MAX_PROPERTIES_BYTES", int, "8192", "largest properties object of one event (serialised JSON)"),
+    Setting("ANALYTICS_WORK_MEM_MB", int, "64", "PostgreSQL work_mem for analyst queries (hashes and sorts of funnels and retention stay in memory)"),
     Setting("ANALYTICS_PARTITIONS_AHEAD", int, "2", "months of event partitions created ahead of the current one"),
     Setting("SERVER_API_KEYS", _csv, "", "API keys for server-to-server calls (transactional sends), comma-separated", secret=True),
     Setting("SENTRY_DSN", str, "", "send errors to Sentry when set"),
