@@ -102,7 +102,10 @@ def processor_for(family: str) -> Callable[[ProcessingContext], ProcessingResult
 def run_processing(session: Session, *, media_id: uuid.UUID) -> str:
     """Process one pending item to ready or failed; idempotent (returns the final status)."""
     media = session.scalar(select(Media).where(Media.id == media_id).with_for_update(skip_locked=True))
-    if media is None or media.status not in ("pending", "processing"):
+    # Only pending items start: a duplicate job for an item another worker is processing
+    # leaves it alone. Outages put the item back to pending before the job is retried, and
+    # the clean-up job does the same for items a killed worker left in processing.
+    if media is None or media.status != "pending":
         session.rollback()
         return media.status if media is not None else "gone"
     media.status, media.progress, media.attempts = "processing", 0, media.attempts + 1
@@ -141,6 +144,9 @@ def _process(session: Session, media: Media, work_dir: Path) -> str:
             reason = "scanner_unavailable" if isinstance(exc, ScannerUnavailable) else "storage_unavailable"
             mark_failed(session, media=session.merge(media), reason=reason)
             return "failed"
+        media = session.merge(media)
+        media.status = "pending"
+        session.commit()
         raise  # the job is retried with backoff
     except Exception:
         log.exception("processing media %s failed", media.id)

@@ -47,3 +47,13 @@ def test_account_export_lists_the_users_media(app, user, upload, run_media_jobs)
     with app.test_request_context():
         exported = export_account(user_id=user.id)["media"]
     assert [(m["id"], m["status"], m["filename"]) for m in exported] == [(done["id"], "ready", "me.jpg")]
+
+
+def test_a_duplicate_job_leaves_an_item_being_processed_alone(app, upload):
+    from backend.media.processing import run_processing
+
+    done = upload(jpeg())
+    _age(done["id"], seconds=0, status="processing", attempts=1)
+    with app.test_request_context():
+        assert run_processing(db.session, media_id=uuid.UUID(done["id"])) == "processing"
+    assert db.session.get(Media, uuid.UUID(done["id"])).attempts == 1

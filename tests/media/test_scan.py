@@ -74,7 +74,7 @@ def test_scanner_outage_is_retried_then_fails_with_a_reason(app, upload, tmp_pat
     with app.test_request_context():
         with pytest.raises(ScannerUnavailable):
             run_processing(db.session, media_id=media_id)  # the job fails: RQ retries it
-        assert db.session.get(Media, media_id).status == "processing"
+        assert db.session.get(Media, media_id).status == "pending"  # back in line for the retry
         db.session.execute(update(Media).where(Media.id == media_id).values(attempts=MAX_ATTEMPTS - 1))
         db.session.commit()
         assert run_processing(db.session, media_id=media_id) == "failed"
