@@ -81,10 +81,12 @@ def funnel_statement(*, steps: list[FunnelStep], start: date, end: date, window:
         params[f"name{i}"], params[f"where{i}"] = step.name, json.dumps(step.where)
         match = f"name = :name{i}" + (f" AND properties @> CAST(:where{i} AS jsonb)" if step.where else "")
         if i == 0:
+            # Entering = the first step-1 event; grouping hashes where DISTINCT ON would sort every event.
+            first_value = "NULL::text" if breakdown is None else f"(array_agg({value} ORDER BY occurred_at))[1]"
             parts.append(
-                f"s0 AS (SELECT DISTINCT ON (person_id) person_id, occurred_at AS t0, occurred_at AS t, {value} AS v "
+                f"s0 AS (SELECT person_id, min(occurred_at) AS t0, min(occurred_at) AS t, {first_value} AS v "
                 f"FROM analytics_events WHERE {match} AND occurred_at >= :from AND occurred_at < :until "
-                "ORDER BY person_id, occurred_at)")
+                "GROUP BY person_id)")
         else:
             parts.append(
                 f"s{i} AS (SELECT p.person_id, p.t0, min(e.occurred_at) AS t, p.v FROM s{i - 1} p "
