@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import result_row, table_header, write_results  # noqa: E402
+from bench.common import result_row, run_sql, table_header, write_results  # noqa: E402
 
 EVENTS = int(os.environ.get("B11_EVENTS", "50000000"))
 PERSONS = int(os.environ.get("B11_PERSONS", "1000000"))
@@ -55,19 +55,6 @@ FUNNEL = ("view_item", "add_to_cart", "purchase")
 
 def _db_url() -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
-
-
-def _psql(url: str, sql: str, params: Any = None, *, fetch: bool = False) -> Any:
-    import psycopg2
-
-    connection = psycopg2.connect(url)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if fetch else None
-    finally:
-        connection.close()
 
 
 def _app() -> Any:
@@ -92,8 +79,8 @@ def _cohorts() -> tuple[date, date]:
 def build_database() -> dict[str, float]:
     """Scratch database at the migrations' head, filled with the generated history; seconds per phase."""
     timings: dict[str, float] = {}
-    _psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DB_NAME}")
-    _psql(ADMIN_URL, f"CREATE DATABASE {DB_NAME}")
+    run_sql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DB_NAME}")
+    run_sql(ADMIN_URL, f"CREATE DATABASE {DB_NAME}")
     first, last = _window()
     app = _app()
     with app.app_context():
@@ -108,12 +95,13 @@ def build_database() -> dict[str, float]:
         db.session.commit()
         db.engine.dispose()
     url = _db_url()
-    indexes = _psql(url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'analytics_events'", fetch=True)
+    indexes = run_sql(url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'analytics_events'",
+                      fetch=True)
     for name, _ in indexes:
-        _psql(url, f"DROP INDEX {name}")
+        run_sql(url, f"DROP INDEX {name}")
     started = time.perf_counter()
     # Persons: 30% existed before the window (first seen on day 0), the rest arrive evenly.
-    _psql(url, f"""
+    run_sql(url, f"""
         CREATE UNLOGGED TABLE b11_persons AS
         SELECT md5('p' || g)::uuid AS person_id,
                CASE WHEN g % 10 < 3 THEN 0 ELSE (g * 7919) % {DAYS} END AS first_day,
@@ -122,15 +110,15 @@ def build_database() -> dict[str, float]:
                0.15 + (g % 13) / 40.0 AS stickiness
         FROM generate_series(1, {PERSONS}) g""")
     # Active days: likelier soon after the first, decaying towards each person's stickiness.
-    _psql(url, f"""
+    run_sql(url, f"""
         CREATE UNLOGGED TABLE b11_days AS
         SELECT p.person_id, p.platform, p.app_version, d AS day_index
         FROM b11_persons p, generate_series(p.first_day, {DAYS - 1}) d
         WHERE d = p.first_day OR random() < p.stickiness + 0.5 * exp(-(d - p.first_day) / 7.0)""")
-    (active_days,), = _psql(url, "SELECT count(*) FROM b11_days", fetch=True)
+    (active_days,), = run_sql(url, "SELECT count(*) FROM b11_days", fetch=True)
     per_day = max(1.0, EVENTS / active_days)
     names = "ARRAY[" + ",".join(f"'{n}'" for n, share in EVENT_MIX for _ in range(share)) + "]"
-    _psql(url, f"""
+    run_sql(url, f"""
         INSERT INTO analytics_events (occurred_at, event_id, name, person_id, user_id, install_id, session_id,
                                       platform, app_version, properties, received_at)
         SELECT t, gen_random_uuid(), ({names})[1 + floor(random() * 100)::int], d.person_id, d.person_id,
@@ -143,10 +131,10 @@ def build_database() -> dict[str, float]:
     timings["events"] = time.perf_counter() - started
     started = time.perf_counter()
     for _, definition in indexes:  # ON ONLY would build the parent's index without the partitions'
-        _psql(url, definition.replace(" ON ONLY ", " ON "))
+        run_sql(url, definition.replace(" ON ONLY ", " ON "))
     timings["indexes"] = time.perf_counter() - started
-    _psql(url, "DROP TABLE b11_days")
-    _psql(url, "DROP TABLE b11_persons")
+    run_sql(url, "DROP TABLE b11_days")
+    run_sql(url, "DROP TABLE b11_persons")
     started = time.perf_counter()
     with app.app_context():
         from backend.analytics.rollups import rebuild
@@ -156,7 +144,7 @@ def build_database() -> dict[str, float]:
         db.session.commit()
         db.engine.dispose()
     timings["rollups"] = time.perf_counter() - started
-    _psql(url, "VACUUM ANALYZE")
+    run_sql(url, "VACUUM ANALYZE")
     return timings
 
 
@@ -235,10 +223,10 @@ def main() -> int:
     if not KEEP:
         timings = build_database()
         print(f"generated in {timings}", flush=True)
-    (events,), = _psql(_db_url(), "SELECT count(*) FROM analytics_events", fetch=True)
-    (persons,), = _psql(_db_url(), "SELECT count(*) FROM analytics_persons", fetch=True)
-    (user_days,), = _psql(_db_url(), "SELECT count(*) FROM analytics_user_days", fetch=True)
-    (months,), = _psql(_db_url(), "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+    (events,), = run_sql(_db_url(), "SELECT count(*) FROM analytics_events", fetch=True)
+    (persons,), = run_sql(_db_url(), "SELECT count(*) FROM analytics_persons", fetch=True)
+    (user_days,), = run_sql(_db_url(), "SELECT count(*) FROM analytics_user_days", fetch=True)
+    (months,), = run_sql(_db_url(), "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
                                   "WHERE p.relname = 'analytics_events'", fetch=True)
     rows, notes = [], []
     from backend.analytics import queries
@@ -263,7 +251,7 @@ def main() -> int:
                 window=timedelta(days=1))
             baseline = _baseline_s(sql, params)
             partitions, others = _plan_summary(sql, params)
-            (total,), = _psql(_db_url(), "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+            (total,), = run_sql(_db_url(), "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
                                          "WHERE p.relname = 'analytics_events'", fetch=True)
             notes.append(f"- {name}: the plan reads partitions {', '.join(partitions)} of {total} "
                          f"(pruned to the 30 days + window).")

@@ -28,13 +28,12 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import result_row, start_gunicorn, table_header, write_results  # noqa: E402
+from bench.common import result_row, run_sql, start_gunicorn, table_header, write_results  # noqa: E402
 
 SECONDS = float(os.environ.get("B8_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("B8_CONNECTIONS", "32"))
@@ -54,22 +53,9 @@ def _db_url() -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
 
 
-def _psql(url: str, sql: str, *, fetch: bool = False) -> Any:
-    import psycopg2
-
-    connection = psycopg2.connect(url)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchall() if fetch else None
-    finally:
-        connection.close()
-
-
 def build_database() -> None:
-    _psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DB_NAME}")
-    _psql(ADMIN_URL, f"CREATE DATABASE {DB_NAME}")
+    run_sql(ADMIN_URL, f"DROP DATABASE IF EXISTS {DB_NAME}")
+    run_sql(ADMIN_URL, f"CREATE DATABASE {DB_NAME}")
     from backend.app import create_app
 
     app = create_app({"DATABASE_URL": _db_url(), "REDIS_URL": REDIS_URL, "ENV": "development", "LOG_JSON": False,
@@ -173,7 +159,7 @@ def main() -> int:
                       f"COPY {copy_rates[-1]:,.0f} rows/s", flush=True)
         finally:
             server.stop()
-    (stored,), = _psql(_db_url(), "SELECT count(*) FROM analytics_event_ids", fetch=True)
+    (stored,), = run_sql(_db_url(), "SELECT count(*) FROM analytics_event_ids", fetch=True)
     api, bare = statistics.median(api_rates), statistics.median(copy_rates)
     ratio = api / bare
     rows = [

@@ -205,3 +205,17 @@ def machine_line() -> str:
 def write_results(path: Path, title: str, body: str) -> None:
     """Replace ``path`` with a dated results section."""
     path.write_text(f"# {title}\n\nMeasured {machine_line()}.\n\n{body}\n")
+
+
+def run_sql(url: str, sql: str, params: object = None, *, fetch: bool = False) -> list[tuple] | None:
+    """One autocommitted statement on its own psycopg2 connection (scratch databases of the benchmarks)."""
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if fetch else None
+    finally:
+        connection.close()
