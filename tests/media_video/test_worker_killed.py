@@ -107,3 +107,41 @@ def test_worker_killed_mid_transcode_leaves_no_ffmpeg_and_the_video_is_processed
         media = db.session.get(Media, media_id)
         assert media.status == "ready", (media.status, media.failure_reason)
         assert media.attempts == 2
+
+
+def test_job_timeout_kills_ffmpeg_and_fails_the_item(app, db_session, make_user, run_jobs, tmp_path):  # noqa: F811
+    """RQ's job timeout (SIGALRM raising into the job) while ffmpeg runs: the group is killed and reaped.
+
+    The pipeline's catch-all marks the item failed (not left processing) when the job's time runs out.
+    """
+    import threading
+
+    from tests.media_video.clips import ffmpeg_children
+
+    clip = make_clip(tmp_path / "clip.mp4", width=960, height=540, seconds=3)
+    media_id = _pending_video(make_user().id, clip.read_bytes())
+    with clip.open("rb") as stream:
+        get_storage().put(db.session.get(Media, media_id).original_key, stream, content_type="video/mp4")
+    enqueue_after_commit(db.session, "jobs.media.process_media", queue="media", job_id=f"timeout-{media_id}",
+                         timeout=2, retries=0, media_id=str(media_id))
+    db.session.commit()
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            seen.update(ffmpeg_children(os.getpid()))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run_jobs(("media",))
+    finally:
+        done.set()
+        watcher.join()
+    assert seen, "ffmpeg never ran"
+    assert not ffmpeg_children(os.getpid())
+    assert not [pid for pid in seen if psutil.pid_exists(pid) and not _gone(psutil.Process(pid))]
+    db.session.expire_all()
+    media = db.session.get(Media, media_id)
+    assert media.status == "failed" and media.failure_reason
