@@ -100,6 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ACCOUNT_DELETION_GRACE_S", int, "2592000", "grace period between a deletion request and erasure (cancel by signing in)"),
     Setting("CACHE_DEFAULT_TIMEOUT_S", int, "60", "default Flask-Caching timeout"),
     Setting("JOB_TIMEOUT_S", int, "600", "default RQ job timeout"),
+    Setting("WORKER_MAINTENANCE_S", int, "60", "seconds between a worker's maintenance rounds (registries cleaned; its RQ scheduler started again after a Redis outage killed it)"),
     Setting("STORAGE_BACKEND", str, "local", "`local` (folder + signed URLs served by the app) or `s3`"),
     Setting("STORAGE_LOCAL_PATH", str, "instance/storage", "folder of the local storage backend"),
     Setting("S3_BUCKET", str, "", "bucket for the s3 backend"),

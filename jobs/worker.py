@@ -11,8 +11,10 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
+import redis
 from flask import Flask
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
@@ -91,6 +93,13 @@ def build_worker(app: Flask, queue_names: list[str], *, in_process: bool = False
     connection = make_redis(app.config["REDIS_URL"], socket_timeout=None)  # blocking dequeue
     queues = [get_queue(name, connection) for name in queue_names]
     cls = InProcessWorker if in_process else GroundworkWorker
+    # A Redis outage kills the worker's RQ scheduler process (scheduled retries and
+    # deferred pushes then wait); only a maintenance round starts it again, and an idle
+    # worker wakes for one only when its blocking dequeue times out (worker_ttl - 15 s).
+    # RQ's defaults (600 s, 405 s) would leave scheduled work waiting ten minutes.
+    every = app.config["WORKER_MAINTENANCE_S"]
+    kwargs.setdefault("maintenance_interval", every)
+    kwargs.setdefault("worker_ttl", every + 15)
     worker = cls(queues, connection=connection, serializer=JSONSerializer, **kwargs)
     worker.app = app
     return worker
@@ -106,10 +115,34 @@ def main(argv: list[str] | None = None) -> None:
     from backend.app import create_app
 
     app = create_app({"DB_STATEMENT_TIMEOUT_MS": 300_000})
-    worker = build_worker(app, args.queues)
     install_orphan_guard()
-    log.info("worker starting on %s", ", ".join(args.queues))
-    worker.work(burst=args.burst, with_scheduler=not args.no_scheduler, logging_level="INFO")
+    while True:
+        worker = build_worker(app, args.queues)
+        log.info("worker starting on %s", ", ".join(args.queues))
+        try:
+            worker.work(burst=args.burst, with_scheduler=not args.no_scheduler, logging_level="INFO")
+        except redis.RedisError:
+            log.exception("worker stopped by a Redis error")
+        if args.burst or worker._shutdown_requested_date is not None:  # SIGTERM/SIGINT, or done
+            return
+        # RQ quits when Redis goes away outside its dequeue loop (while finishing a job):
+        # wait for Redis and work again, rather than leave the restart to a crash loop.
+        wait_for_redis(app)
+
+
+def wait_for_redis(app: Flask, *, longest_s: float = 10.0) -> None:
+    """Block until Redis answers (backing off up to ``longest_s``); SIGTERM meanwhile just exits."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no job runs: nothing to finish
+    connection = make_redis(app.config["REDIS_URL"], socket_timeout=2.0)
+    delay = 0.5
+    while True:
+        try:
+            connection.ping()
+            return
+        except redis.RedisError as exc:
+            log.warning("waiting for Redis: %s", exc)
+            time.sleep(delay)
+            delay = min(longest_s, delay * 2)
 
 
 if __name__ == "__main__":
