@@ -15,6 +15,11 @@ from backend.notifications.inbox import entries_after, entry_event, newest_entry
 from backend.notifications.models import Notification
 from backend.streams.tickets import redeem_ticket
 
+# Entries replayed after a Last-Event-ID at most; an app away for longer reads the inbox
+# list (GET /v1/notifications/inbox) instead. The heartbeat poll only looks back minutes,
+# so the replay must not stop short of what was missed.
+REPLAY_MAX = 1000
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -73,7 +78,7 @@ def replay(app: Flask, *, user_id: uuid.UUID, last_event_id: uuid.UUID | None) -
     with app.app_context():
         try:
             if last_event_id is not None:
-                backlog = entries_after(db.session, user_id=user_id, after_id=last_event_id)
+                backlog = entries_after(db.session, user_id=user_id, after_id=last_event_id, limit=REPLAY_MAX)
                 if backlog:
                     return Replay([entry_event(n) for n in backlog], _position(backlog[-1]))
             newest = newest_entry(db.session, user_id=user_id)
