@@ -128,3 +128,28 @@ def test_transcode_rotated_phone_video_comes_out_upright(tmp_path, rotated_clip)
     assert blue[2] > 200 and blue[0] < 60, (left, right)
     (poster,) = _streams(out / result.poster, "video")
     assert (poster["width"], poster["height"]) == (360, 640)
+
+
+def test_transcode_anamorphic_source_comes_out_with_square_pixels(tmp_path):
+    from tests.media_video.clips import ffmpeg
+
+    source = tmp_path / "anamorphic.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=480x360:rate=10:duration=1,setsar=4/3", "-c:v", "libx264",
+           "-preset", "ultrafast", str(source))
+    out = tmp_path / "out"
+    result = transcode(source, out)
+    assert [(r.width, r.height) for r in result.renditions] == [(640, 360)]
+    (video,) = _streams(out / result.fallback, "video")
+    assert (video["width"], video["height"], video["sample_aspect_ratio"]) == (640, 360, "1:1")
+
+
+def test_transcode_high_frame_rate_source_is_streamed_at_60(tmp_path):
+    from tests.media_video.clips import make_clip
+
+    source = make_clip(tmp_path / "fast.mp4", width=320, height=240, seconds=2, fps=120, audio=False)
+    out = tmp_path / "out"
+    result = transcode(source, out)
+    (video,) = _streams(out / result.fallback, "video")
+    assert video["avg_frame_rate"] == "60/1"
+    keys = keyframe_times(out / result.fallback)
+    assert [round(t - keys[0], 1) for t in keys] == [0.0]  # 2 s: one keyframe, GOP of 120 frames at 60 fps

@@ -18,6 +18,7 @@ from backend.media.video.probe import VideoProbe, input_url
 from backend.media.video.storyboard import StoryboardLayout
 
 KEYFRAME_INTERVAL_S = 2
+MAX_FPS = 60  # Apple's authoring spec stops at 60; a 240 fps slow-motion original is not streamed as such
 SEGMENT_S = 6
 HLS_DIR = "hls"
 MASTER = "master.m3u8"
@@ -47,21 +48,22 @@ class EncodePlan:
 def _filter_graph(plan: EncodePlan) -> str:
     outputs = len(plan.renditions) + 2  # + poster + storyboard
     labels = [f"[s{i}]" for i in range(outputs)]
-    parts = [f"[0:v:0]split={outputs}{''.join(labels)}"]
+    cap = f"fps={MAX_FPS}," if plan.probe.fps > MAX_FPS else ""
+    parts = [f"[0:v:0]{cap}split={outputs}{''.join(labels)}"]
     for i, rendition in enumerate(plan.renditions):
-        parts.append(f"[s{i}]scale={rendition.width}:{rendition.height},format=yuv420p[v{i}]")
+        parts.append(f"[s{i}]scale={rendition.width}:{rendition.height},setsar=1,format=yuv420p[v{i}]")
     largest = plan.renditions[-1]
     poster, board = len(plan.renditions), len(plan.renditions) + 1
     parts.append(f"[s{poster}]trim=start={plan.poster_at_s:.3f},setpts=PTS-STARTPTS,"
-                 f"scale={largest.width}:{largest.height},format=yuvj420p[poster]")
+                 f"scale={largest.width}:{largest.height},setsar=1,format=yuvj420p[poster]")
     layout = plan.storyboard
-    parts.append(f"[s{board}]fps=1/{layout.interval_s:g},scale={layout.tile_width}:{layout.tile_height},"
+    parts.append(f"[s{board}]fps=1/{layout.interval_s:g},scale={layout.tile_width}:{layout.tile_height},setsar=1,"
                  f"tile={layout.columns}x{layout.rows},format=yuvj420p[board]")
     return ";".join(parts)
 
 
 def _video_args(plan: EncodePlan) -> list[str]:
-    gop = max(1, round(plan.probe.fps * KEYFRAME_INTERVAL_S))
+    gop = max(1, round(min(plan.probe.fps, MAX_FPS) * KEYFRAME_INTERVAL_S))
     args = ["-c:v", "libx264", "-preset", plan.preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
             "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
             "-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_INTERVAL_S})"]

@@ -27,7 +27,7 @@ PROBE_BYTES = 20_000_000  # ffprobe reads at most this much to find the streams
 
 @dataclass(frozen=True)
 class VideoProbe:
-    """The facts the ladder needs; width/height are as displayed (rotation applied)."""
+    """The facts the ladder needs; width/height are as displayed (rotation and pixel aspect applied)."""
 
     container: str  # ffmpeg -f name: "mov" or "matroska"
     duration_s: float
@@ -89,6 +89,15 @@ def _fps(stream: dict[str, Any]) -> float:
     return 30.0
 
 
+def _pixel_aspect(stream: dict[str, Any]) -> float:
+    """The sample (pixel) aspect ratio; 1 when square, unknown or absurd."""
+    try:
+        value = Fraction(str(stream.get("sample_aspect_ratio") or "1:1").replace(":", "/"))
+    except (ValueError, ZeroDivisionError):
+        return 1.0
+    return float(value) if Fraction(1, 4) <= value <= 4 else 1.0
+
+
 def _duration(found: dict[str, Any], video: dict[str, Any]) -> float:
     for raw in ((found.get("format") or {}).get("duration"), video.get("duration")):
         try:
@@ -115,6 +124,7 @@ def probe_video(path: Path) -> VideoProbe:
     coded_w, coded_h = int(video.get("width") or 0), int(video.get("height") or 0)
     if coded_w <= 0 or coded_h <= 0:
         raise VideoRejected("unreadable_video", "no picture size")
+    coded_w = max(2, round(coded_w * _pixel_aspect(video)))  # anamorphic: as wide as it is shown
     rotation = _rotation(video)
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
     return VideoProbe(
