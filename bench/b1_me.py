@@ -34,9 +34,11 @@ from bench.common import (  # noqa: E402
     start_gunicorn,
     table_header,
 )
+from bench.workers import WorkerReport, WorkerWatch  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS-auth.md"  # B1 and B2 (bench/b2_login.py) share it, one section each
 CACHED_TARGET, UNCACHED_TARGET, P99_TARGET_MS = 0.5, 0.7, 25.0
+THREADS = int(os.environ.get("GUNICORN_THREADS", "4"))  # deploy/gunicorn.conf.py's default
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -71,10 +73,10 @@ def create_one_row_app():  # noqa: ANN201 - gunicorn factory: `bench.b1_me:creat
     return app
 
 
-def wrk(url: str, header: str | None, seconds: float = SECONDS) -> Load:
+def wrk(url: str, header: str | None, seconds: float = SECONDS, connections: int = CONNECTIONS) -> Load:
     """One bounded wrk run (with an optional request header), loopback only."""
     assert url.startswith("http://127.0.0.1:")
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
     if header:
         command += ["-H", header]
     out = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
@@ -141,18 +143,21 @@ def main() -> int:
                                  env={"DATABASE_URL": env["DATABASE_URL"], "BENCH_USER_ID": user_id})
         started.append(one_row)
         targets = {
-            "me cached": (f"{cached.url}/v1/me", auth),
-            "me uncached": (f"{uncached.url}/v1/me", auth),
-            "me cached, limiter off": (f"{nolimit.url}/v1/me", auth),
-            "hello": (f"{hello.url}/hello", None),
-            "one row": (f"{one_row.url}/row", None),
+            "me cached": (cached, f"{cached.url}/v1/me", auth),
+            "me uncached": (uncached, f"{uncached.url}/v1/me", auth),
+            "me cached, limiter off": (nolimit, f"{nolimit.url}/v1/me", auth),
+            "hello": (hello, f"{hello.url}/hello", None),
+            "one row": (one_row, f"{one_row.url}/row", None),
         }
-        for url, header in targets.values():  # warm-up: imports, pools, caches
+        for _, url, header in targets.values():  # warm-up: imports, pools, caches
             wrk(url, header, seconds=1)
         runs: dict[str, list[Load]] = {name: [] for name in targets}
+        seen: dict[str, list[WorkerReport]] = {name: [] for name in targets}
         for _ in range(REPS):
-            for name, (url, header) in targets.items():
-                runs[name].append(wrk(url, header))
+            for name, (server, url, header) in targets.items():
+                with WorkerWatch(server.process.pid, server.port, SECONDS) as watch:
+                    runs[name].append(wrk(url, header))
+                seen[name].append(watch.report)
         med = {name: median_load(loads) for name, loads in runs.items()}
     finally:
         for server in reversed(started):
@@ -173,6 +178,15 @@ def main() -> int:
                        None, f"≤ {P99_TARGET_MS:.0f} ms", clean and c.p99_ms <= P99_TARGET_MS),
             result_row("context: /v1/me cached, general rate limiter off", fig(med["me cached, limiter off"]),
                        f"{fig(h)} Flask hello", med["me cached, limiter off"].rps / h.rps, "context only", None)]
+    spreads = [report.spread for report in seen["me cached"] if report.spread]
+    worst = max((max(spread) for spread in spreads), default=0)
+    recycled = sum(report.recycled for reports in seen.values() for report in reports)
+    rows += [result_row(f"B1 /v1/me cached: {CONNECTIONS} keep-alive conns over the workers",
+                        " · ".join("/".join(map(str, sorted(sp, reverse=True))) for sp in spreads),
+                        f"{THREADS} threads a worker", None, f"≤ {THREADS} a worker",
+                        bool(spreads) and worst <= THREADS),
+             result_row("B1 worker recycling inside runs", f"{recycled} recycled", "0", None, "none",
+                        recycled == 0)]
     table = "\n".join(rows)
     print(table)
     details = ["| run | median | each rep (req/s) | p50 | p99 | errors |", "|---|---|---|---|---|---|"]
@@ -180,6 +194,11 @@ def main() -> int:
         each = ", ".join(f"{rep.rps:,.0f}" for rep in runs[name])
         details.append(f"| {name} | {load.rps:,.0f} req/s | {each} | {load.p50_ms:.2f} ms | {load.p99_ms:.2f} ms "
                        f"| {load.errors} |")
+    details += ["", "| run | workers, each rep (connections per worker mid-run; CPU per request; recycled) |",
+                "|---|---|"]
+    for name, reports in seen.items():
+        details.append(f"| {name} | " + " · ".join(
+            report.text(load.requests) for report, load in zip(reports, runs[name], strict=True)) + " |")
     one, five, fifteen = os.getloadavg()
     body = (f"{table}\n\n" + "\n".join(details) + "\n\n"
             f"wrk, 2 threads, {CONNECTIONS} connections, {SECONDS:.0f} s per run, {REPS} interleaved runs (median), "
