@@ -18,9 +18,13 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m backend.devstack
 
-## Lint, then the whole suite against real PostgreSQL, Redis, nginx, ffmpeg.
+## Lint, then the whole suite against real PostgreSQL, Redis, nginx, ffmpeg, on
+## TEST_WORKERS pytest-xdist workers (each its own database and Redis DB; 0: one process).
+## Tests of one xdist_group share a worker. pytest's exit code 5 (no tests ran) fails too.
+TEST_WORKERS ?= 2
+PYTEST_ARGS  ?=
 test: install system-deps lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## Today the same as `test`: every chaos/e2e/security test fits CI's budget.
 test-all: test

@@ -143,3 +143,19 @@ def fcm_app_settings(database_url: str, redis_url: str, fake: FakeFcmControl, **
     """Settings of an app whose pushes really go over HTTP to the fake FCM server."""
     return app_settings(database_url, redis_url, PUSH_BACKEND="fcm", FCM_CREDENTIALS_FILE=fake.credentials_path,
                         FCM_ENDPOINT=fake.base_url, **extra)
+
+
+# Longest first: under pytest-xdist a long test handed out last keeps one worker busy
+# while the others idle. These markers name the tests that drive whole processes.
+_LONG_FIRST = ("load", "security", "chaos", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On parallel workers, hand out the process-driving tests before the quick ones."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        return next((n for n, name in enumerate(_LONG_FIRST) if item.get_closest_marker(name)), len(_LONG_FIRST))
+
+    items.sort(key=rank)  # stable: every worker computes the same order
