@@ -26,4 +26,5 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("prune-stale-tokens", "jobs.push.prune_stale_tokens", timedelta(hours=1)),
     Periodic("clean-up-media", "jobs.media.clean_up_media", timedelta(minutes=10)),
     Periodic("resend-lost-webhooks", "jobs.webhooks.resend_lost_webhooks", timedelta(minutes=1)),
+    Periodic("purge-webhook-log", "jobs.webhooks.purge_webhook_log", timedelta(hours=6)),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 
 from backend.extensions import db
-from backend.webhooks.delivery import attempt_delivery, resend_lost
+from backend.webhooks.delivery import attempt_delivery, purge_old_events, resend_lost
 
 
 def deliver_webhook(*, delivery_id: str) -> str:
@@ -15,3 +15,8 @@ def deliver_webhook(*, delivery_id: str) -> str:
 def resend_lost_webhooks() -> int:
     """Queue again deliveries overdue by minutes (their job never ran)."""
     return resend_lost(db.session)
+
+
+def purge_webhook_log() -> int:
+    """Forget finished webhook events older than 30 days (deliveries and attempts go with them)."""
+    return purge_old_events(db.session)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.common.db import utcnow
@@ -114,3 +114,15 @@ def resend_lost(session: Session, *, grace_s: int = 120, limit: int = 500) -> in
                              delivery_id=str(delivery_id))
     session.commit()
     return len(due)
+
+
+def purge_old_events(session: Session, *, older_than: timedelta = timedelta(days=30), limit: int = 5000) -> int:
+    """Drop events (with their deliveries and attempts) older than ``older_than`` whose deliveries finished."""
+    cutoff = utcnow() - older_than
+    unfinished = select(WebhookDelivery.event_id).where(WebhookDelivery.status.in_(("pending", "retrying")))
+    ids = list(session.scalars(select(WebhookEvent.id).where(
+        WebhookEvent.created_at < cutoff, WebhookEvent.id.not_in(unfinished)).limit(limit)))
+    if ids:
+        session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+    session.commit()
+    return len(ids)

@@ -174,3 +174,20 @@ def test_readme_verification_sample_accepts_our_signature_and_refuses_tampering(
     namespace["verify"](secret, headers, body)
     with pytest.raises(ValueError):
         namespace["verify"](secret, headers, b'{"type":"media.failed","data":{}}')
+
+
+def test_webhook_log_older_than_thirty_days_is_purged_unless_still_being_delivered(client, receiver):
+    from jobs.webhooks import purge_webhook_log
+
+    create_endpoint(db.session, url=receiver.url, event_types=[])
+    done, waiting = emit(db.session, "webhook.test", {"n": 1}), emit(db.session, "webhook.test", {"n": 2})
+    db.session.commit()
+    db.session.execute(update(WebhookDelivery).where(WebhookDelivery.event_id == done.id)
+                       .values(status="succeeded"))
+    from backend.webhooks.models import WebhookEvent
+
+    db.session.execute(update(WebhookEvent).values(created_at=utcnow() - timedelta(days=31)))
+    db.session.commit()
+    with client.application.app_context():
+        assert purge_webhook_log() == 1
+    assert [d.event_id for d in _deliveries()] == [waiting.id]
