@@ -49,3 +49,18 @@ def test_video_writing_past_output_limit_fails_and_leaves_only_the_original(app,
 def test_video_time_limit_must_stay_below_the_job_timeout():
     with pytest.raises(ConfigError, match="VIDEO_TIME_LIMIT_S"):
         load_config({"VIDEO_TIME_LIMIT_S": "600", "JOB_TIMEOUT_S": "600", "DATABASE_URL": "x", "REDIS_URL": "y"})
+
+
+def test_video_without_ffprobe_on_the_machine_fails_with_a_plain_reason(client, headers, upload, run_media_jobs,
+                                                                        tmp_path, monkeypatch):
+    from backend.media.video import binaries
+
+    data = make_clip(tmp_path / "short.mp4", seconds=1, audio=False).read_bytes()
+    binaries.ffprobe_path.cache_clear()
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine with the imageio-ffmpeg wheel only
+    try:
+        item = _processed(client, headers, upload, run_media_jobs, data)
+    finally:
+        monkeypatch.undo()
+        binaries.ffprobe_path.cache_clear()
+    assert (item["status"], item["failure_reason"]) == ("failed", "video_processing_unavailable")

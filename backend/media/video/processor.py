@@ -22,7 +22,7 @@ from backend.media.images.placeholder import placeholder_of
 from backend.media.policies import KindPolicy
 from backend.media.processing import ProcessingContext, ProcessingResult
 from backend.media.sniff import tail_is_active
-from backend.media.video.errors import TranscodeFailed, VideoRejected
+from backend.media.video.errors import TranscodeFailed, VideoRejected, VideoToolMissing
 from backend.media.video.probe import probe_video
 from backend.media.video.transcode import TranscodeResult, VideoLimits, check_limits, transcode
 
@@ -62,6 +62,9 @@ def process(ctx: ProcessingContext) -> ProcessingResult:
     except TranscodeFailed as exc:
         log.warning("video %s: %s", ctx.media_id, exc)
         raise MediaRejected(exc.reason) from None
+    except VideoToolMissing as exc:  # an operator's fix, not the upload's fault: say so plainly
+        log.error("video %s not processed: %s", ctx.media_id, exc)
+        raise MediaRejected("video_processing_unavailable") from None
     variants = _store_all(ctx, out, made)
     return ProcessingResult(variants=variants, detected_type=detected, width=probe.width, height=probe.height,
                             duration_s=round(probe.duration_s, 3), placeholder=_placeholder(out / made.poster))
