@@ -14,6 +14,7 @@ from backend.notifications.campaigns.models import Campaign
 from backend.notifications.campaigns.services import variants_of
 from backend.notifications.delivery.dispatch import schedule_dispatch
 from backend.notifications.delivery.models import PushDelivery
+from backend.notifications.delivery.reconcile import announce_finished
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def materialize_campaign(*, campaign_id: str) -> int:
             campaign.status = "running"
         else:
             campaign.status, campaign.completed_at = "completed", now
+            announce_finished(session, campaign_id=campaign.id, name=campaign.name, completed_at=now)
     if campaign.status == "running":
         schedule_dispatch(session, campaign_id=campaign.id, due_instants=instants, now=now)
     session.commit()

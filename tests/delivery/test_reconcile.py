@@ -145,3 +145,23 @@ def _token(row_or_person) -> str:
 
     device_id = row_or_person.device_id if hasattr(row_or_person, "device_id") else row_or_person.devices[0].id
     return db.session.get(Device, device_id).token
+
+
+def test_finished_campaign_is_announced_once_as_a_signed_webhook_event(app, db_session, fake_fcm, run_jobs):
+    from sqlalchemy import select
+
+    from backend.webhooks.models import WebhookEvent
+    from backend.webhooks.services import create_endpoint
+
+    create_endpoint(db.session, url="https://hooks.example.test/groundwork", event_types=["campaign.finished"])
+    due = utcnow() - timedelta(seconds=5)
+    campaign = make_campaign(db.session, [make_user(db.session) for _ in range(3)], due_at=due)
+    schedule_dispatch(db.session, campaign_id=campaign.id, due_instants=[due])
+    db.session.commit()
+    run_jobs(("push",))
+    reconcile.reconcile(db.session)  # again: the campaign is announced once, when it completes
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).status == "completed", statuses(db.session, campaign.id)
+    [event] = db.session.scalars(select(WebhookEvent).where(WebhookEvent.type == "campaign.finished")).all()
+    assert event.data["id"] == str(campaign.id) and event.data["recipients"] == 3
+    assert event.data["deliveries"] == {"sent": 3}

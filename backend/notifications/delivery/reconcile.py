@@ -23,6 +23,7 @@ from backend.notifications.delivery import lanes
 from backend.notifications.delivery.dispatch import origin_of, schedule_dispatch
 from backend.notifications.delivery.ledger import EXPIRE_LEASES_SQL
 from backend.notifications.delivery.outcomes import MAX_ATTEMPTS
+from backend.webhooks.services import emit
 
 RECONCILE_EVERY = timedelta(seconds=15)
 LEASE = timedelta(seconds=45)  # see engine.LEASE
@@ -122,9 +123,25 @@ def complete_if_done(session: Session, *, campaign_id: uuid.UUID, now: datetime 
 
 
 def _complete(session: Session, *, now: datetime, campaign_id: uuid.UUID | None = None) -> list[uuid.UUID]:
-    return list(session.execute(text(
+    done = list(session.execute(text(
         "UPDATE campaigns c SET status = 'completed', completed_at = :now, updated_at = now() "
         "WHERE c.status = 'running' AND (CAST(:campaign AS uuid) IS NULL OR c.id = CAST(:campaign AS uuid)) "
         "AND NOT EXISTS (SELECT 1 FROM push_deliveries d WHERE d.campaign_id = c.id "
-        "AND d.status IN ('pending', 'deferred', 'sending')) RETURNING c.id"),
-        {"now": now, "campaign": campaign_id}).scalars())
+        "AND d.status IN ('pending', 'deferred', 'sending')) RETURNING c.id, c.name"),
+        {"now": now, "campaign": campaign_id}).all())
+    for finished_id, name in done:
+        announce_finished(session, campaign_id=finished_id, name=name, completed_at=now)
+    return [finished_id for finished_id, _name in done]
+
+
+def announce_finished(session: Session, *, campaign_id: uuid.UUID, name: str, completed_at: datetime) -> None:
+    """``campaign.finished`` to the app's servers (signed webhook), in the completing transaction.
+
+    The status change above happens once (``WHERE status = 'running'``), so the event does too.
+    """
+    counts = dict(session.execute(text(
+        "SELECT status, count(*) FROM push_deliveries WHERE campaign_id = :c GROUP BY status"),
+        {"c": campaign_id}).all())
+    emit(session, "campaign.finished", {
+        "id": str(campaign_id), "name": name, "completed_at": completed_at.isoformat(),
+        "recipients": sum(counts.values()), "deliveries": {str(k): int(v) for k, v in sorted(counts.items())}})
