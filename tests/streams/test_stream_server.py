@@ -15,6 +15,8 @@ from tests.e2e.processes import ROOT, environment_of, start_gunicorn
 from tests.streams.client import INBOX_STREAM_PATH, open_stream
 from tests.streams.conftest import HEARTBEAT_S, get_json, send_notification
 
+ANSWERS_AT_ONCE_S = 3.0  # below the 8 s stream lifetime that held threads would wait for
+
 
 def test_stream_delivers_live_entries_and_replays_after_last_event_id(streams, committed_app, holder):
     (user_id, headers), (other_id, _) = holder(), holder()
@@ -132,7 +134,9 @@ def test_more_open_streams_than_web_threads_leave_me_answering_at_once(streams, 
             started = time.monotonic()
             status, body = get_json(web.url + "/v1/me", headers[attempt % len(headers)])
             assert status == 200, body
-            assert time.monotonic() - started < 1.0
+            # Held by web threads, the streams would leave no thread until their lifetime ends
+            # (the issue: no answer in 60 s); the bound leaves room for a loaded machine.
+            assert time.monotonic() - started < ANSWERS_AT_ONCE_S
         assert all(r.next_frame(timeout=HEARTBEAT_S + 5) is not None for r in readers)  # all still open
         for reader in readers:
             reader.close()
