@@ -45,7 +45,9 @@ def held_commits(session: Session | scoped_session) -> Iterator[Session]:
 
     Used where the work and a record of it must commit together or not at all (an
     idempotency key and its stored answer). Jobs enqueued after commit wait for the
-    caller's real commit, as they should.
+    caller's real commit, as they should; other things a service does right after its
+    commit (a Redis publish, dropping a cache entry) happen before the real commit, a
+    moment early, so they must be harmless if it then fails.
     """
     current = session() if isinstance(session, scoped_session) else session
     current.info[_HOLD_COMMITS] = True
