@@ -11,6 +11,7 @@ propagates, so the job is retried.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ CONTENT_TYPES = {".m3u8": PLAYLIST_TYPE, ".ts": "video/mp2t", ".mp4": "video/mp4
                  ".vtt": "text/vtt"}
 # Which container the sniffed type must probe as (a WebM header over an MP4 body is refused).
 CONTAINER_OF_TYPE = {"video/mp4": "mov", "video/quicktime": "mov", "video/webm": "matroska"}
+STORE_THREADS = 8
 ENCODE_SHARE = 90  # percent of the progress bar the transcode takes; storing takes the rest
 
 
@@ -73,11 +75,23 @@ def process(ctx: ProcessingContext) -> ProcessingResult:
 def _store_all(ctx: ProcessingContext, out: Path, made: TranscodeResult) -> dict[str, dict[str, Any]]:
     """Store every made file (the master playlist after all it names); returns the variants."""
     firsts = [name for name in made.files if name != made.master]
-    names = [*firsts, made.master]
     keys: dict[str, str] = {}
-    for done, name in enumerate(names, start=1):
-        keys[name] = ctx.store(name, out / name, content_type=CONTENT_TYPES[Path(name).suffix])
-        ctx.report_progress(ENCODE_SHARE + (99 - ENCODE_SHARE) * done / len(names))
+
+    def store(name: str) -> str:
+        return ctx.store(name, out / name, content_type=CONTENT_TYPES[Path(name).suffix])
+
+    # Segments go up a few at a time (a long video has hundreds; each is a round trip to S3);
+    # progress is reported from this thread, which owns the database session.
+    with ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="video-store") as pool:
+        pending = {pool.submit(store, name): name for name in firsts}
+        try:
+            for done, future in enumerate(as_completed(pending), start=1):
+                keys[pending[future]] = future.result()
+                ctx.report_progress(ENCODE_SHARE + (99 - ENCODE_SHARE) * done / (len(firsts) + 1))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    keys[made.master] = store(made.master)
     fallback = made.renditions_by_name[made.fallback_rendition]
     largest = made.renditions[-1]
 

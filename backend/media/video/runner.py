@@ -98,8 +98,9 @@ def run_limited(
                     verdict.append(OutputTooLarge(f"ffmpeg wrote more than {limits.max_output_bytes} bytes"))
                 else:
                     continue
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                if process.returncode is None:  # not reaped by the waiting thread: its group id is still ours
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
                 return
 
         watchdog = threading.Thread(target=watch, name="ffmpeg-watchdog", daemon=True)
