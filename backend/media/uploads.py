@@ -167,6 +167,16 @@ def upload_state(session: Session, *, owner_id: uuid.UUID, media_id: uuid.UUID,
                        stored_parts=tuple(stored), uploaded=len(done) == count)
 
 
+def _joined_earlier(media: Media) -> bool:
+    """A completion joined the parts but its commit was lost: the upload is gone, the object is there."""
+    store = get_storage()
+    try:
+        store.list_parts(media.original_key, upload_id=media.upload_id or "")
+    except UploadNotFound:
+        return store.head(media.original_key) is not None
+    return False
+
+
 def _stored_parts(media: Media) -> list[StoredPart]:
     try:
         return get_storage().list_parts(media.original_key, upload_id=media.upload_id or "")
@@ -186,7 +196,7 @@ def complete_upload(session: Session, *, owner_id: uuid.UUID, media_id: uuid.UUI
         session.rollback()
         return media
     store = get_storage()
-    if media.is_multipart:
+    if media.is_multipart and not _joined_earlier(media):
         stored = _stored_parts(media)
         count = _part_count(media)
         by_number = {p.number: p for p in stored}

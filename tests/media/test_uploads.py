@@ -205,3 +205,19 @@ def test_upload_request_retried_with_an_idempotency_key_reserves_once(client, he
     assert first.status_code == again.status_code == 201
     assert first.get_json()["media"]["id"] == again.get_json()["media"]["id"]
     assert len(client.get("/v1/media", headers=headers).get_json()["items"]) == 1
+
+
+def test_completion_whose_commit_was_lost_after_joining_the_parts_completes_on_retry(app, client, headers, transfer):
+    data = os.urandom(6 * MiB)
+    asked = client.post("/v1/media", headers=headers, json={
+        "kind": "photo", "content_type": "image/jpeg", "size": len(data), "multipart": True}).get_json()
+    for part in asked["upload"]["parts"]:
+        start = (part["part_number"] - 1) * asked["upload"]["part_size"]
+        assert transfer.put(part, data[start:start + part["size"]]) == 200
+    media = db.session.get(Media, uuid.UUID(asked["media"]["id"]))
+    store = get_storage(app)
+    # The first completion joined the parts in the store, then the database went away before its commit.
+    store.complete_multipart(media.original_key, upload_id=media.upload_id,
+                             parts=store.list_parts(media.original_key, upload_id=media.upload_id))
+    retried = client.post(f"/v1/media/{media.id}/complete", headers=headers)
+    assert retried.status_code == 200 and retried.get_json()["status"] == "pending"
