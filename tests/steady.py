@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             for kind, n in counts.items():
                 totals[kind] = totals.get(kind, 0) + n
             print(f"run {number}/{args.runs}: exit {code} {counts} in {elapsed:.0f} s ({log})", flush=True)
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith(("FAILED ", "ERROR ")):
+                    print(f"  {line}", flush=True)
     finally:
         if spinner:
             spinner.terminate()
