@@ -119,3 +119,22 @@ def test_prune_token_sender_mismatch_flags_but_keeps_token(app, db_session, new_
     db.session.commit()
     assert device.token == "other-project-token"
     assert device.disabled_at is not None and device.disabled_reason == "sender_mismatch"
+
+
+def test_fcm_bodies_built_once_per_shape_equal_pyfcm_per_message():
+    import json
+
+    from pyfcm import FCMNotification
+
+    from backend.notifications.fcm.payload import build_body
+    from backend.notifications.fcm.providers import fcm_bodies, to_fcm_message
+
+    builder = FCMNotification(service_account_file="unused", project_id="bodies")
+    pushes = [OutgoingPush(key=f"k{i}", token=token, title=title, body="b", data={"screen": "home"},
+                           collapse_id="c0ffee")
+              for i, (token, title) in enumerate([("plain-token", "Hi"), ('quote"back\\slash-é', "Hi"),
+                                                  ("other-shape", "Bonjour")])]
+    built = fcm_bodies(builder, pushes)
+    assert [key for key, _ in built] == ["k0", "k1", "k2"]
+    for (_key, body), push in zip(built, pushes, strict=True):
+        assert json.loads(body) == json.loads(build_body(builder, to_fcm_message(push)))

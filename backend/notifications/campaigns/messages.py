@@ -45,10 +45,16 @@ def add_inbox_entries(session: Session, campaign: Campaign, sent: Sequence[SentR
     # One INSERT for the batch (an ORM object per entry costs more than the push itself).
     ids = [uuid.uuid4() for _ in fresh]
     pushes = [r.push for r in fresh]
+    shown: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], str]] = {}  # a batch has few data shapes
+    for push in pushes:
+        shape = tuple(push.data.items())
+        if shape not in shown:
+            data = _inbox_data(push)
+            shown[shape] = (data, json.dumps(data))
     columns: dict[str, list[Any]] = {
         "ids": [str(i) for i in ids], "users": [str(r.user_id) for r in fresh],
         "titles": [p.title for p in pushes], "bodies": [p.body for p in pushes],
-        "data": [json.dumps(_inbox_data(p)) for p in pushes], "variants": [p.data.get("variant") for p in pushes],
+        "data": [shown[tuple(p.data.items())][1] for p in pushes], "variants": [p.data.get("variant") for p in pushes],
         "links": [p.deep_link for p in pushes], "images": [p.image for p in pushes],
         "priorities": [p.priority for p in pushes], "ttls": [p.ttl_seconds for p in pushes],
         "collapses": [p.collapse_key for p in pushes], "silents": [p.silent for p in pushes],
@@ -67,7 +73,7 @@ def add_inbox_entries(session: Session, campaign: Campaign, sent: Sequence[SentR
         {**columns, "category": campaign.category, "campaign": campaign.id, "at": at})
     return [(row.user_id, {
         "id": str(entry_id), "category": campaign.category, "title": row.push.title, "body": row.push.body,
-        "data": _inbox_data(row.push), "deep_link": row.push.deep_link, "image_url": row.push.image,
+        "data": shown[tuple(row.push.data.items())][0], "deep_link": row.push.deep_link, "image_url": row.push.image,
         "campaign_id": str(campaign.id), "created_at": at.isoformat(), "read_at": None, "opened_at": None,
     }) for entry_id, row in zip(ids, fresh, strict=True)]
 

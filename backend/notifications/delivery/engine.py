@@ -41,7 +41,7 @@ from backend.notifications.delivery.ledger import RECORD_SQL
 from backend.notifications.delivery.outcomes import MAX_ATTEMPTS, PRUNED, classify
 from backend.notifications.devices import prune_token
 from backend.notifications.fcm.payload import SendResult
-from backend.notifications.fcm.providers import FcmProvider, Outcome, PushResult, get_provider, to_fcm_message
+from backend.notifications.fcm.providers import FcmProvider, Outcome, PushResult, get_provider
 
 __all__ = ["BATCH_SIZE", "LEASE", "MAX_ATTEMPTS", "BatchReport", "Claimed", "run_lane", "send_batch"]
 
@@ -179,8 +179,8 @@ def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid
                     ended, claiming = report, False
                 if begun is not None:
                     campaign, token, claimed = begun
-                    messages = [to_fcm_message(c.push) for c in claimed]
-                    future = asyncio.run_coroutine_threadsafe(provider.sender.send_batch_async(messages), loop)
+                    pushes = [c.push for c in claimed]
+                    future = asyncio.run_coroutine_threadsafe(provider.send_async(pushes), loop)
                     inflight.append(_InFlight(campaign, token, claimed, report, future))
                 elif report.stop is None:
                     reports.append(report)  # every row of the batch was parked: claim on

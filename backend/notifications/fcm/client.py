@@ -14,7 +14,8 @@ import datetime
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 import google.auth.exceptions
@@ -35,6 +36,7 @@ from backend.notifications.fcm.payload import (
 
 __all__ = ["FcmSender", "OutgoingMessage", "Outcome", "SendResult"]
 
+T = TypeVar("T")
 FCM_ENDPOINT_BASE = "https://fcm.googleapis.com/v1/projects"
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 
@@ -80,6 +82,17 @@ class FcmSender:
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def builder(self) -> FCMNotification:
+        """pyfcm's payload builder (bodies built outside the sender, e.g. once per shape)."""
+        return self._builder
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the sender's own loop, whose connection pool stays open between calls."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(coroutine)
+
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send every message and return one result per message, in order (own event loop).
 
@@ -104,23 +117,34 @@ class FcmSender:
 
     async def send_batch_async(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Async variant of ``send_batch`` for callers that already run an event loop."""
-        if not messages:
+        return await self.send_bodies_async([(m.key, self._body(m)) for m in messages])
+
+    def _body(self, message: OutgoingMessage) -> bytes | SendResult:
+        """The request body of one message, or the result refusing it."""
+        try:
+            return build_body(self._builder, message)
+        except (FCMError, TypeError, ValueError) as exc:
+            return SendResult(message.key, Outcome.INVALID_ARGUMENT, detail=str(exc), attempts=0)
+
+    async def send_bodies_async(self, bodies: Sequence[tuple[str, bytes | SendResult]]) -> list[SendResult]:
+        """Send request bodies built beforehand ((key, body), or a result already decided), in order."""
+        if not bodies:
             return []
         self._refresh_lock = asyncio.Lock()
         try:
             await self._access_token()
         except AccessTokenError as exc:
-            return [SendResult(m.key, Outcome.AUTH_ERROR, detail=str(exc), attempts=0) for m in messages]
-        results: list[SendResult | None] = [None] * len(messages)
-        queue = iter(enumerate(messages))
+            return [SendResult(key, Outcome.AUTH_ERROR, detail=str(exc), attempts=0) for key, _body in bodies]
+        results: list[SendResult | None] = [None] * len(bodies)
+        queue = iter(enumerate(bodies))
         session = self._pooled_session()
 
         async def worker() -> None:
             # Workers share one iterator: at most max_in_flight requests, no task per message.
-            for index, message in queue:
-                results[index] = await self._send_one(session, message)
+            for index, (key, body) in queue:
+                results[index] = body if isinstance(body, SendResult) else await self._send_one(session, key, body)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(messages)))))
+        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(bodies)))))
         if any(result is None for result in results):
             raise RuntimeError("a message got no result")  # a bug here, never a lost message
         return results  # type: ignore[return-value]
@@ -135,18 +159,14 @@ class FcmSender:
             self._session_loop = loop
         return self._session
 
-    async def _send_one(self, session: aiohttp.ClientSession, message: OutgoingMessage) -> SendResult:
+    async def _send_one(self, session: aiohttp.ClientSession, key: str, body: bytes) -> SendResult:
         """Send one message with bounded fast retries for transient failures."""
-        try:
-            body = build_body(self._builder, message)
-        except (FCMError, TypeError, ValueError) as exc:
-            return SendResult(message.key, Outcome.INVALID_ARGUMENT, detail=str(exc), attempts=0)
         attempt = 0
         token_refreshed = False
         while True:
             attempt += 1
             used_token = self._token  # what _post sends: it reads the token before its first await
-            result, failure = await self._post(session, message.key, body, attempt)
+            result, failure = await self._post(session, key, body, attempt)
             if failure is None:
                 return result
             if failure.token_expired and not token_refreshed:
@@ -154,7 +174,7 @@ class FcmSender:
                 try:
                     await self._access_token(stale=used_token)
                 except AccessTokenError as exc:
-                    return SendResult(message.key, Outcome.AUTH_ERROR, detail=str(exc), attempts=attempt)
+                    return SendResult(key, Outcome.AUTH_ERROR, detail=str(exc), attempts=attempt)
                 continue
             waits_long = failure.retry_after is not None and failure.retry_after > self.backoff_cap
             if failure.outcome in TRANSIENT and attempt <= self.max_transient_retries and not waits_long:
