@@ -57,8 +57,12 @@ def store(session: Session, *, interval: str, counts: dict[date, int], now: date
         {"interval": interval, "periods": list(counts), "actives": list(counts.values()), "now": now})
 
 
-def refresh(session: Session, *, since: date, now: datetime | None = None) -> int:
-    """Recompute every period touching ``since``..today, and fill missing older ones (no commit)."""
+def refresh(session: Session, *, since: date, now: datetime | None = None, backfill: int | None = 60) -> int:
+    """Recompute every period touching ``since``..today, and fill up to ``backfill`` missing older ones (no commit).
+
+    The bound keeps a job on a large history within its timeout (the rest come next run);
+    ``None`` fills them all (the rebuild command).
+    """
     now = now or datetime.now(UTC)
     today = now.date()
     oldest = session.execute(text("SELECT min(day) FROM analytics_user_days")).scalar()
@@ -69,9 +73,10 @@ def refresh(session: Session, *, since: date, now: datetime | None = None) -> in
             have = set(session.execute(text(
                 "SELECT period FROM analytics_active_counts WHERE interval = :i AND period < :since"),
                 {"i": interval, "since": period_start(since, interval)}).scalars())
-            period = period_start(oldest, interval)
-            while period < period_start(since, interval):
+            period, filled = period_start(oldest, interval), 0
+            while period < period_start(since, interval) and (backfill is None or filled < backfill):
                 if period not in have:
+                    filled += 1
                     counts.update(count_live(session, interval=interval, first=period, last=period))
                     counts.setdefault(period, 0)
                 period = next_period(period, interval)

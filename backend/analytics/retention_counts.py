@@ -70,8 +70,8 @@ def store(session: Session, *, interval: str, period: date, cells: dict[date, in
         {"i": interval, "p": period, "cohorts": list(cells), "retained": list(cells.values()), "now": now})
 
 
-def refresh(session: Session, *, since: date, now: datetime | None = None) -> int:
-    """Recount the periods from ``since``'s to today's, and any older period never counted (no commit)."""
+def refresh(session: Session, *, since: date, now: datetime | None = None, backfill: int | None = 60) -> int:
+    """Recount the periods from ``since``'s to today's, and up to ``backfill`` older ones never counted (no commit)."""
     now = now or datetime.now(UTC)
     today = now.date()
     oldest = session.execute(text("SELECT min(day) FROM analytics_user_days")).scalar()
@@ -79,9 +79,14 @@ def refresh(session: Session, *, since: date, now: datetime | None = None) -> in
     for interval in STEP:
         have = set(session.execute(text(
             "SELECT DISTINCT period FROM analytics_retention_counts WHERE interval = :i"), {"i": interval}).scalars())
-        period = period_start(min(oldest or since, since), interval)
+        period, filled = period_start(min(oldest or since, since), interval), 0
         while period <= today:
-            if period >= period_start(since, interval) or period not in have:
+            missing = period < period_start(since, interval) and period not in have
+            if missing and backfill is not None and filled >= backfill:
+                period = next_period(period, interval)
+                continue
+            filled += missing
+            if period >= period_start(since, interval) or missing:
                 store(session, interval=interval, period=period,
                       cells=count_live(session, interval=interval, period=period), now=now)
                 written += 1

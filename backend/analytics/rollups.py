@@ -34,8 +34,8 @@ def rebuild(session: Session, *, since: date, now: datetime | None = None) -> di
         "last_seen_at = greatest(analytics_persons.last_seen_at, excluded.last_seen_at)"), {"start": start}).rowcount
     session.execute(text("DELETE FROM analytics_active_counts "
                          "WHERE period >= date_trunc('month', CAST(:since AS date))"), {"since": since})
-    counts = active_counts.refresh(session, since=since, now=now)
+    counts = active_counts.refresh(session, since=since, now=now, backfill=None)
     session.execute(text("DELETE FROM analytics_retention_counts WHERE period >= CAST(:since AS date) - 7"),
                     {"since": since})
-    cells = retention_counts.refresh(session, since=since, now=now)
+    cells = retention_counts.refresh(session, since=since, now=now, backfill=None)
     return {"user_days": days, "persons": persons, "active_counts": counts, "retention_periods": cells}

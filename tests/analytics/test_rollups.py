@@ -71,3 +71,13 @@ def test_refresh_jobs_fill_both_caches(app, history, db_session):  # noqa: F811
     assert refresh_late_active_counts() > 0
     for table in ("analytics_active_counts", "analytics_retention_counts"):
         assert db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar() > 0
+
+
+def test_refresh_backfills_a_bounded_number_of_old_periods_per_run(history, db_session):  # noqa: F811
+    now = datetime(2026, 6, 12, tzinfo=UTC)
+    active_counts.refresh(db.session, since=date(2026, 6, 11), now=now, backfill=2)
+    days = db.session.execute(text(
+        "SELECT period FROM analytics_active_counts WHERE interval = 'day' ORDER BY period")).scalars().all()
+    assert days == [date(2026, 6, 1), date(2026, 6, 2), date(2026, 6, 11), date(2026, 6, 12)]
+    active_counts.refresh(db.session, since=date(2026, 6, 11), now=now, backfill=2)  # the next run goes on
+    assert db.session.execute(text("SELECT count(*) FROM analytics_active_counts WHERE interval = 'day'")).scalar() == 6
