@@ -36,3 +36,8 @@ def clean_up_media() -> dict[str, int]:
     """Expire abandoned uploads and retry processing that stopped moving."""
     return {"expired_uploads": housekeeping.expire_abandoned_uploads(db.session),
             "retried": housekeeping.retry_stale_processing(db.session)}
+
+
+def sweep_orphaned_media_objects() -> int:
+    """Delete stored objects whose media row is gone (their deletion job was lost)."""
+    return housekeeping.sweep_orphaned_objects(db.session)

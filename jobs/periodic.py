@@ -25,6 +25,7 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("refresh-late-active-counts", "jobs.analytics.refresh_late_active_counts", timedelta(hours=6)),
     Periodic("prune-stale-tokens", "jobs.push.prune_stale_tokens", timedelta(hours=1)),
     Periodic("clean-up-media", "jobs.media.clean_up_media", timedelta(minutes=10)),
+    Periodic("sweep-orphaned-media-objects", "jobs.media.sweep_orphaned_media_objects", timedelta(days=1)),
     Periodic("resend-lost-webhooks", "jobs.webhooks.resend_lost_webhooks", timedelta(minutes=1)),
     Periodic("purge-webhook-log", "jobs.webhooks.purge_webhook_log", timedelta(hours=6)),
 )

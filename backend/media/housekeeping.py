@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from flask import current_app
@@ -13,7 +14,7 @@ from backend.common.jobs import enqueue_after_commit
 from backend.media.models import Media
 from backend.media.processing import MAX_ATTEMPTS
 from backend.media.status import mark_failed
-from backend.media.storage import StorageError
+from backend.media.storage import StorageError, get_storage
 from backend.media.uploads import discard_upload
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,40 @@ def retry_stale_processing(session: Session, *, limit: int = 200) -> int:
                              job_id=f"media-process-{media.id}-{media.attempts}", media_id=str(media.id))
     session.commit()
     return len(stale)
+
+
+def sweep_orphaned_objects(session: Session, *, batch: int = 500) -> int:
+    """Delete stored objects of media rows that no longer exist (a deletion whose job was lost).
+
+    Safe by construction: an item's row is committed before any of its objects can be
+    stored, so objects without a row belong to deleted items (or to a request that
+    never committed). Returns how many items' objects went.
+    """
+    store = get_storage()
+    removed = 0
+    pending: set[uuid.UUID] = set()
+
+    def flush() -> int:
+        known = set(session.scalars(select(Media.id).where(Media.id.in_(pending))))
+        for media_id in pending - known:
+            store.delete_prefix(f"media/{media_id}/")
+        session.rollback()
+        count = len(pending - known)
+        pending.clear()
+        return count
+
+    seen: set[uuid.UUID] = set()
+    for info in store.iter_keys("media/"):
+        try:
+            media_id = uuid.UUID(info.key.split("/")[1])
+        except (IndexError, ValueError):
+            continue
+        if media_id in seen:
+            continue
+        seen.add(media_id)
+        pending.add(media_id)
+        if len(pending) >= batch:
+            removed += flush()
+    if pending:
+        removed += flush()
+    return removed

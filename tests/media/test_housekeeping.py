@@ -57,3 +57,28 @@ def test_a_duplicate_job_leaves_an_item_being_processed_alone(app, upload):
     with app.test_request_context():
         assert run_processing(db.session, media_id=uuid.UUID(done["id"])) == "processing"
     assert db.session.get(Media, uuid.UUID(done["id"])).attempts == 1
+
+
+def test_objects_left_by_a_lost_deletion_job_are_swept(app, client, headers, upload, run_media_jobs, redis_conn,
+                                                       tmp_path, monkeypatch):
+    import io
+
+    from backend.media.storage import get_storage
+    from backend.media.storage.local import LocalStorage
+    from jobs.media import sweep_orphaned_media_objects
+
+    if app.config["STORAGE_BACKEND"] == "local":  # a folder of its own: other sessions share instance/test-storage
+        monkeypatch.setitem(app.extensions, "groundwork.storage", LocalStorage(
+            str(tmp_path), base_url=app.config["PUBLIC_BASE_URL"], secret=app.config["SECRET_KEY"]))
+
+    kept = upload(jpeg())
+    run_media_jobs()
+    deleted = upload(jpeg())
+    run_media_jobs()
+    assert client.delete(f"/v1/media/{deleted['id']}", headers=headers).status_code == 204
+    redis_conn.flushdb()  # the deletion job is lost
+    store = get_storage(app)
+    store.put(f"media/{uuid.uuid4()}/original", io.BytesIO(b"never committed"), content_type="image/jpeg")
+    assert sweep_orphaned_media_objects() >= 2
+    assert list(store.iter_keys(f"media/{deleted['id']}/")) == []
+    assert len(list(store.iter_keys(f"media/{kept['id']}/"))) == 3
