@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit
 from backend.media.models import Media
-from backend.media.processing import MAX_ATTEMPTS
+from backend.media.processing import MAX_ATTEMPTS, clear_made_objects
 from backend.media.status import mark_failed
 from backend.media.storage import StorageError, get_storage
 from backend.media.uploads import discard_upload
@@ -46,6 +46,7 @@ def retry_stale_processing(session: Session, *, limit: int = 200) -> int:
         .order_by(Media.updated_at).limit(limit).with_for_update(skip_locked=True)))
     for media in stale:
         if media.attempts >= MAX_ATTEMPTS:
+            clear_made_objects(get_storage(), media)  # what the dead runs wrote (segments, variants)
             mark_failed(session, media=media, reason="processing_timed_out")
             continue
         media.status, media.updated_at = "pending", utcnow()

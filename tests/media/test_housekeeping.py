@@ -32,13 +32,20 @@ def test_processing_left_by_a_killed_worker_is_retried_then_made_ready(app, clie
 
 
 def test_processing_that_keeps_dying_is_failed_with_a_reason(app, client, headers, upload, redis_conn):
+    import io
+
+    from backend.media.storage import get_storage
+
     done = upload(jpeg())
     redis_conn.flushdb()
+    store = get_storage(app)
+    store.put(f"media/{done['id']}/hls/360p/segment_000.ts", io.BytesIO(b"half a ladder"), content_type="video/mp2t")
     _age(done["id"], seconds=app.config["MEDIA_PROCESSING_STALE_S"] + 5, status="processing", attempts=3)
     assert clean_up_media()["retried"] == 1
     db.session.expire_all()
     media = client.get(f"/v1/media/{done['id']}", headers=headers).get_json()
     assert media["status"] == "failed" and media["failure_reason"] == "processing_timed_out"
+    assert [i.key for i in store.iter_keys(f"media/{done['id']}/")] == [f"media/{done['id']}/original"]
 
 
 def test_account_export_lists_the_users_media(app, user, upload, run_media_jobs):
