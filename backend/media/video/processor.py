@@ -11,6 +11,7 @@ propagates, so the job is retried.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def process(ctx: ProcessingContext) -> ProcessingResult:
         raise MediaRejected("active_content")  # a polyglot: a video at the start, a page at the end
     limits = limits_for(ctx.policy, current_app.config)
     out = ctx.work_dir / "video"
+    started = time.monotonic()
     try:
         probe = probe_video(ctx.source_path)
         if CONTAINER_OF_TYPE.get(detected) != probe.container:
@@ -67,7 +69,11 @@ def process(ctx: ProcessingContext) -> ProcessingResult:
     except VideoToolMissing as exc:  # an operator's fix, not the upload's fault: say so plainly
         log.error("video %s not processed: %s", ctx.media_id, exc)
         raise MediaRejected("video_processing_unavailable") from None
+    encoded = time.monotonic()
     variants = _store_all(ctx, out, made)
+    log.info("video %s: %.1f s %dx%d -> %s in %.1f s, %d files stored in %.1f s", ctx.media_id, probe.duration_s,
+             probe.width, probe.height, "/".join(r.name for r in made.renditions), encoded - started,
+             len(made.files), time.monotonic() - encoded)
     return ProcessingResult(variants=variants, detected_type=detected, width=probe.width, height=probe.height,
                             duration_s=round(probe.duration_s, 3), placeholder=_placeholder(out / made.poster))
 
