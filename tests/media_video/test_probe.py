@@ -90,3 +90,13 @@ def test_limits_refuse_too_large_video(tmp_path):
     with pytest.raises(VideoRejected) as caught:
         transcode(clip, tmp_path / "out", limits=VideoLimits(max_dimension=480))
     assert caught.value.reason == "video_too_large"
+
+
+def test_probe_audio_only_mp4_has_no_video_stream(tmp_path):
+    from tests.media_video.clips import ffmpeg
+
+    path = tmp_path / "voice.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(path))
+    with pytest.raises(VideoRejected) as caught:
+        probe_video(path)
+    assert caught.value.reason == "no_video_stream"
