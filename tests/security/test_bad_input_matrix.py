@@ -260,8 +260,8 @@ def test_query_route_wrongly_typed_parameter_answers_422(route, call):
                 response, rid = call(route, query_string={param["name"]: extreme})
                 where = f"{route.label} ?{param['name']}={extreme[:12]}"
                 assert response.status_code < 500, f"{where}: {response.status_code}"
-                if response.status_code >= 400:
-                    assert_error(response, rid, {400, 422}, where=where)
+                if response.status_code >= 400:  # a well-typed value may reach the lookup of a random path id
+                    assert_error(response, rid, {400, 422} | ({404} if route.converters else set()), where=where)
     response, rid = call(route, query_string={route.query_parameters(spec)[0]["name"]: "a\x00b"})
     assert assert_error(response, rid, {422}, where=f"{route.label} NUL in query")["code"] == "invalid_text"
 
