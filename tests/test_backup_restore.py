@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,20 +44,26 @@ _AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 BOTH_STORES = pytest.mark.parametrize("new_store", ["local", "s3"], indirect=True)
 
 
+def _store_settings(kind: str, folder: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """An empty store of its own: a new folder under ``folder``, or a new bucket."""
+    name = uuid.uuid4().hex[:12]
+    if kind == "local":
+        return {"STORAGE_BACKEND": "local", "STORAGE_LOCAL_PATH": str(folder / f"store-{name}")}
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = f"gw-backup-{name}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return {"STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": endpoint}
+
+
 @pytest.fixture
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """Makes the settings of an empty store of its own: a folder (default), or a new bucket."""
     kind = getattr(request, "param", "local")
 
     def make() -> dict[str, Any]:
-        name = uuid.uuid4().hex[:12]
-        if kind == "local":
-            return {"STORAGE_BACKEND": "local", "STORAGE_LOCAL_PATH": str(tmp_path / f"store-{name}")}
-        endpoint = request.getfixturevalue("s3_endpoint")
-        bucket = f"gw-backup-{name}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-        return {"STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": endpoint}
+        return _store_settings(kind, tmp_path, request)
 
+    make.kind = kind  # type: ignore[attr-defined]
     return make
 
 
@@ -106,10 +113,8 @@ def _upload_photo(app: Flask, headers: dict[str, str], data: bytes) -> str:
     return media["id"]
 
 
-@pytest.fixture
-def source(services: Any, redis_conn: redis.Redis, new_store: Any) -> Iterator[dict[str, Any]]:
+def _live_instance(services: Any, store: dict[str, Any]) -> dict[str, Any]:
     """A live instance with a user, their phone and photo, and a marketer's scheduled campaign."""
-    store = new_store()
     app = _instance(services, migrated=True, store=store)
     with app.app_context():
         for email, role in (("ada@example.test", "user"), ("mia@example.test", "marketer")):
@@ -128,20 +133,51 @@ def source(services: Any, redis_conn: redis.Redis, new_store: Any) -> Iterator[d
     photo = jpeg(900, 600, color="orange")
     with app.app_context():
         media_id = _upload_photo(app, ada, photo)
-    yield {"app": app, "store": store, "campaign": campaign.get_json(), "media_id": media_id, "photo": photo}
-    _dispose(app)
+    return {"app": app, "store": store, "campaign": campaign.get_json(), "media_id": media_id, "photo": photo}
+
+
+@pytest.fixture(scope="module")
+def live_instances() -> Iterator[dict[str, dict[str, Any]]]:
+    """One live instance per store kind for the whole module (building one costs seconds), and
+    its backup, made on first use. Tests that change a backup change a copy of it."""
+    built: dict[str, dict[str, Any]] = {}
+    yield built
+    for source in built.values():
+        _dispose(source["app"])
+
+
+@pytest.fixture
+def source(live_instances: dict[str, dict[str, Any]], services: Any, new_store: Any, redis_conn: redis.Redis,
+           request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    kind = new_store.kind
+    if kind not in live_instances:
+        scratch = tmp_path_factory.mktemp(f"live-{kind}")
+        live_instances[kind] = {**_live_instance(services, _store_settings(kind, scratch, request)),
+                                "scratch": scratch}
+    return live_instances[kind]
+
+
+def _backup_of(source: dict[str, Any], tmp_path: Path) -> Path:
+    """A copy (in ``tmp_path``, the test's to change) of the source's backup, made once."""
+    if "backup" not in source:
+        folder = source["scratch"] / "backup"
+        made = _flask(source["app"], "backup", "create", str(folder))
+        assert made.returncode == 0, made.stderr
+        source["backup"] = folder
+    copy = tmp_path / "backup"
+    shutil.copytree(source["backup"], copy)
+    return copy
 
 
 @BOTH_STORES
 def test_backup_restore_into_a_fresh_instance_serves_the_same_data(
     source: dict[str, Any], services: Any, redis_conn: redis.Redis, tmp_path: Path, new_store: Any,
 ) -> None:
-    backup = _flask(source["app"], "backup", "create", str(tmp_path / "backup"))
-    assert backup.returncode == 0, backup.stderr
+    backup = _backup_of(source, tmp_path)
     fresh = _instance(services, migrated=False, store=new_store())  # empty database, empty store
     redis_conn.flushdb()  # a fresh instance has no cache of the old one
 
-    restore = _flask(fresh, "backup", "restore", str(tmp_path / "backup"))
+    restore = _flask(fresh, "backup", "restore", str(backup))
 
     assert restore.returncode == 0, restore.stderr
     assert "rows and 3 objects match the manifest" in restore.stdout  # original and two variants
@@ -199,9 +235,7 @@ def test_backup_of_a_live_instance_matches_its_manifest_while_writes_go_on(
 def test_backup_restore_refuses_a_database_that_is_not_empty(
     source: dict[str, Any], tmp_path: Path,
 ) -> None:
-    assert _flask(source["app"], "backup", "create", str(tmp_path / "backup")).returncode == 0
-
-    again = _flask(source["app"], "backup", "restore", str(tmp_path / "backup"))
+    again = _flask(source["app"], "backup", "restore", str(_backup_of(source, tmp_path)))
 
     assert again.returncode != 0
     assert "not empty" in again.stderr
@@ -210,8 +244,7 @@ def test_backup_restore_refuses_a_database_that_is_not_empty(
 def test_backup_restore_refuses_a_dump_that_does_not_match_its_manifest(
     source: dict[str, Any], services: Any, tmp_path: Path, new_store: Any,
 ) -> None:
-    folder = tmp_path / "backup"
-    assert _flask(source["app"], "backup", "create", str(folder)).returncode == 0
+    folder = _backup_of(source, tmp_path)
     with (folder / "database.dump").open("ab") as dump:
         dump.write(b"tampered")
     fresh = _instance(services, migrated=False, store=new_store())
@@ -239,8 +272,7 @@ def test_backup_create_refuses_a_folder_that_is_not_empty(source: dict[str, Any]
 def test_backup_restore_refuses_an_object_that_does_not_match_its_manifest(
     source: dict[str, Any], services: Any, tmp_path: Path, new_store: Any,
 ) -> None:
-    folder = tmp_path / "backup"
-    assert _flask(source["app"], "backup", "create", str(folder)).returncode == 0
+    folder = _backup_of(source, tmp_path)
     original = next((folder / "objects").rglob("original*"))
     original.write_bytes(original.read_bytes()[:-10])
     fresh = _instance(services, migrated=False, store=new_store())
@@ -257,16 +289,18 @@ def test_backup_restore_refuses_an_object_that_does_not_match_its_manifest(
 def test_backup_restore_refuses_a_store_holding_other_objects(
     source: dict[str, Any], services: Any, tmp_path: Path,
 ) -> None:
-    assert _flask(source["app"], "backup", "create", str(tmp_path / "backup")).returncode == 0
-    with source["app"].app_context():
-        from backend.media.storage import get_storage
+    folder = _backup_of(source, tmp_path)
+    from backend.media.storage import get_storage
 
-        store = get_storage(source["app"])
-        store.put("media/stray/object.bin", io.BytesIO(b"stray"), content_type="text/plain")
-    fresh = _instance(services, migrated=False, store=source["store"])  # the source's store, not empty
+    store = get_storage(source["app"])
+    store.put("media/stray/object.bin", io.BytesIO(b"stray"), content_type="text/plain")
+    try:
+        fresh = _instance(services, migrated=False, store=source["store"])  # the source's store, not empty
 
-    restore = _flask(fresh, "backup", "restore", str(tmp_path / "backup"))
+        restore = _flask(fresh, "backup", "restore", str(folder))
 
-    assert restore.returncode != 0
-    assert "restore into an empty store" in restore.stderr
-    _dispose(fresh)
+        assert restore.returncode != 0
+        assert "restore into an empty store" in restore.stderr
+        _dispose(fresh)
+    finally:
+        store.delete_prefix("media/stray/")
