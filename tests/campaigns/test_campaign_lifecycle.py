@@ -121,6 +121,9 @@ def test_test_send_renders_per_user_and_stays_out_of_stats(client, create_campai
     outbox = db.session.scalars(select(PushOutbox)).all()
     assert len(outbox) == 3
     assert all('"test": "true"' in str(row.message).replace("'", '"') for row in outbox)
+    # Through the one engine: a transactional ledger row per device, sent; none in the campaign's ledger.
+    tested = db.session.scalars(select(PushDelivery).where(PushDelivery.user_id.in_((zoe, anon)))).all()
+    assert sorted((r.status, r.campaign_id) for r in tested) == [("sent", None)] * 3
     stats = client.get(f"/v1/campaigns/{campaign['id']}/stats", headers=marketer_headers).get_json()
     assert stats["totals"]["audience"] == 0 and stats["totals"]["sent"] == 0
 

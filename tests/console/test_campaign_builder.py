@@ -91,7 +91,10 @@ def test_builder_test_send_reaches_staff_devices_only(staff_client, make_user, p
         "csrf_token": token, "user_id": [str(tester.id), str(outsider.id)], "variant": "B"})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200 and "test-results" in html and "Last chance, Tess" in html
-    pushes = db.session.scalars(select(PushOutbox).where(PushOutbox.key.like(f"campaign-test:{campaign.id}:%"))).all()
+    # A test send goes through the delivery engine: its pushes are marked test, with the campaign's id.
+    pushes = db.session.scalars(select(PushOutbox).where(
+        PushOutbox.message["data"]["campaign_id"].astext == str(campaign.id),
+        PushOutbox.message["data"]["test"].astext == "true")).all()
     assert [p.token for p in pushes] == ["staff-token"]
 
 

@@ -16,8 +16,9 @@ from backend.notifications.campaigns.audience import PUSHABLE_PERMISSIONS, Arm, 
 from backend.notifications.campaigns.models import Campaign
 from backend.notifications.campaigns.services import get_campaign, variants_of
 from backend.notifications.campaigns.templating import merged_message, personal_context, pick_locale, render_for
-from backend.notifications.fcm.providers import OutgoingPush, get_provider
-from backend.notifications.models import Device
+from backend.notifications.delivery.engine import deliver_rows
+from backend.notifications.delivery.models import PushDelivery
+from backend.notifications.models import Device, Notification
 
 SAMPLE_NAME = "Alex"  # shows marketers what personalisation looks like with data
 
@@ -112,7 +113,12 @@ def _samples(campaign: Campaign, variants: list[Any]) -> list[dict[str, Any]]:
 
 def test_send(session: Session, *, campaign_id: uuid.UUID, user_ids: list[uuid.UUID],
               variant: str | None = None) -> dict[str, Any]:
-    """Send the campaign now to these users' devices, marked as a test; not in the ledger or stats."""
+    """Send the campaign now to these users' devices, marked as a test; not in the campaign's ledger or stats.
+
+    Each device gets an inbox entry of its own (rendered for its locale, ``test: true``) and a
+    transactional ledger row, delivered at once by the engine (the same claim, policy,
+    classifier and record as every push), so a test send exercises the real path.
+    """
     campaign = get_campaign(session, campaign_id=campaign_id)
     variants = {v.key: v.message_override for v in variants_of(session, campaign.id)} or {"A": {}}
     key = variant or sorted(variants)[0]
@@ -120,34 +126,46 @@ def test_send(session: Session, *, campaign_id: uuid.UUID, user_ids: list[uuid.U
         raise ValidationFailed("No such variant.", code="variant_not_found", details={"variant": key})
     message = merged_message(campaign.message, variants[key])
     rows = session.execute(
-        select(Device.id, Device.token, Device.locale, Device.time_zone, User.id.label("user_id"), User.first_name,
-               User.display_name, User.properties)
+        select(Device.id, Device.token, Device.locale, Device.time_zone, Device.platform,
+               User.id.label("user_id"), User.first_name, User.display_name, User.properties)
         .join(User, User.id == Device.user_id)
         .where(User.id.in_(user_ids), Device.token.is_not(None), Device.disabled_at.is_(None),
                Device.push_permission.in_(PUSHABLE_PERMISSIONS))
         .order_by(User.id, Device.id)).all()
-    pushes, rendered = [], []
     data = {str(k): str(v) for k, v in (message.get("data") or {}).items()}
     data.update(campaign_id=str(campaign.id), variant=key, test="true")
+    now = utcnow()
+    rendered, ledger = [], []
     for row in rows:
         context = personal_context(first_name=row.first_name, display_name=row.display_name, locale=row.locale,
                                    time_zone=row.time_zone, properties=row.properties)
         text = render_for(message, locale=row.locale, context=context)
+        # 'transactional': a test is wanted now, whatever the tester's quiet hours or preferences.
+        entry = Notification(id=uuid.uuid4(), user_id=row.user_id, category="transactional",
+                             title=text.title or None, body=text.body or None, data=data,
+                             deep_link=message.get("deep_link"), image_url=message.get("image_url"),
+                             priority=message.get("priority") or "high", ttl_seconds=message.get("ttl_seconds"),
+                             collapse_key=message.get("collapse_key"), silent=bool(message.get("silent")),
+                             badge=message.get("badge"), push_due_at=now, created_at=now)
+        session.add(entry)
+        ledger.append(PushDelivery(notification_id=entry.id, device_id=row.id, user_id=row.user_id,
+                                   time_zone=row.time_zone, locale=row.locale, due_at=now, next_attempt_at=now))
         rendered.append((row, text))
-        pushes.append(OutgoingPush(
-            key=f"campaign-test:{campaign.id}:{row.id}:{uuid.uuid4().hex[:8]}", token=row.token,
-            title=text.title or None, body=text.body or None, image=message.get("image_url"), data=data,
-            deep_link=message.get("deep_link"), ttl_seconds=message.get("ttl_seconds"),
-            priority=message.get("priority") or "high", collapse_key=message.get("collapse_key"),
-            silent=bool(message.get("silent")), badge=message.get("badge"),
-            analytics_label=f"campaign-test-{campaign.id.hex}"))
-    results = get_provider(current_app).send(pushes) if pushes else []
+    session.flush()  # the entries first: no relationship() orders the two tables' inserts
+    session.add_all(ledger)
+    session.flush()
+    row_ids = [d.id for d in ledger]
+    session.commit()
+    report = deliver_rows(session, row_ids=row_ids, app=current_app) if row_ids else None
+    final = dict(session.execute(select(PushDelivery.id, PushDelivery.error_code).where(
+        PushDelivery.id.in_(row_ids))).all()) if row_ids else {}
     reached = {row.user_id for row in rows}
     return {
         "results": [
             {"user_id": row.user_id, "device_id": row.id, "locale": text.locale, "title": text.title,
-             "body": text.body, "outcome": str(result.outcome), "error_code": result.error_code}
-            for (row, text), result in zip(rendered, results, strict=True)
+             "body": text.body, "outcome": report.row_outcomes.get(delivery.id, "suppressed") if report else "",
+             "error_code": final.get(delivery.id)}
+            for (row, text), delivery in zip(rendered, ledger, strict=True)
         ],
         "users_without_devices": [uid for uid in user_ids if uid not in reached],
     }

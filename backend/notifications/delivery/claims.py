@@ -46,6 +46,7 @@ class BatchReport:
     stop: str | None = None  # why the lane should stop: 'idle', 'paused', 'throttled', 'inactive'
     wake_at: datetime | None = None  # when rows this round pushed back become due
     inbox_events: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
+    row_outcomes: dict[int, str] = field(default_factory=dict)  # the provider's answer per row sent
 
     def wake(self, at: datetime | None) -> None:
         """Remember the earliest instant a parked row becomes due."""
@@ -128,12 +129,14 @@ def claim_campaign(session: Session, campaign: Campaign, *, token: uuid.UUID, no
 
 
 def claim_transactional(session: Session, *, token: uuid.UUID, now: datetime, limit: int, report: BatchReport,
-                        digest_categories: frozenset[str] = frozenset()) -> list[Claimed]:
+                        digest_categories: frozenset[str] = frozenset(), only: list[int] | None = None
+                        ) -> list[Claimed]:
     """Lock due transactional rows (any send), apply the policy, mark the sendable ones; caller commits.
 
-    Held rows of a device in ``digest_categories`` go out as one summary push (``digest``).
+    Held rows of a device in ``digest_categories`` go out as one summary push (``digest``);
+    ``only`` restricts the claim to those rows (a test send, delivered in its request).
     """
-    rows = session.execute(text(CLAIM_TRANSACTIONAL_SQL), {"now": now, "limit": limit}).all()
+    rows = session.execute(text(CLAIM_TRANSACTIONAL_SQL), {"now": now, "limit": limit, "only": only}).all()
     report.claimed = len(rows)
     if not rows:
         report.stop = "idle"

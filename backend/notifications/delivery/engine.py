@@ -43,7 +43,7 @@ from backend.notifications.devices import prune_token
 from backend.notifications.fcm.payload import SendResult
 from backend.notifications.fcm.providers import FcmProvider, Outcome, PushResult, get_provider
 
-__all__ = ["BATCH_SIZE", "LEASE", "MAX_ATTEMPTS", "BatchReport", "Claimed", "run_lane", "send_batch"]
+__all__ = ["BATCH_SIZE", "LEASE", "MAX_ATTEMPTS", "BatchReport", "Claimed", "deliver_rows", "run_lane", "send_batch"]
 
 # Rows per claim; PIPELINE_SLOTS batches in flight = the sender's 500 connections, so every
 # claimed row is requested at once: a crash mid-batch leaves no claimed row unrequested.
@@ -98,6 +98,21 @@ def send_batch(session: Session, *, campaign_id: uuid.UUID | None, now: datetime
     campaign, token, claimed = begun
     results = get_provider(app).send([c.push for c in claimed])
     _finish(session, campaign, claimed, results, token=token, now=now, report=report, app=app)
+    return report
+
+
+def deliver_rows(session: Session, *, row_ids: list[int], app: Flask | None = None) -> BatchReport:
+    """Send these transactional rows now, in the caller's request (a staff test send), through the same
+    claim, policy, classifier and record as every push; ``row_outcomes`` tells each row's answer."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    report = BatchReport()
+    token = uuid.uuid4()
+    claimed = claim_transactional(session, token=token, now=utcnow(), limit=len(row_ids), report=report,
+                                  only=row_ids)
+    session.commit()  # 'sending' is durable before the provider call, as in every lane
+    if claimed:
+        results = get_provider(app).send([c.push for c in claimed])
+        _finish(session, None, claimed, results, token=token, now=None, report=report, app=app)
     return report
 
 
@@ -248,6 +263,7 @@ def _record(session: Session, campaign: Campaign | None, claimed: list[Claimed],
         result = by_key.get(row.push.key)
         outcome = result.outcome if result else Outcome.UNKNOWN
         report.outcomes[outcome.value] = report.outcomes.get(outcome.value, 0) + 1
+        report.row_outcomes[row.id] = outcome.value
         decision = classify(result, attempts=row.attempts, at=at)
         if outcome is Outcome.AUTH_ERROR:
             auth_failure = auth_failure or result

@@ -44,6 +44,7 @@ WITH due AS (
            d.error_code
     FROM push_deliveries d
     WHERE d.campaign_id IS NULL AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
+      AND (CAST(:only AS bigint[]) IS NULL OR d.id = ANY(CAST(:only AS bigint[])))  -- a test send's rows
     ORDER BY d.next_attempt_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
