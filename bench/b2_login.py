@@ -5,6 +5,9 @@ one process per core (argon2-cffi, the parameters backend.auth.passwords uses); 
 login side sends the same 200 sign-ins to gunicorn (production config) with twice as
 many client threads as cores (``--clients``). Median of 3 interleaved repetitions (``--reps``).
 
+Then B2's second target on the same server: ``GET /v1/me``'s p99 (wrk, a few connections,
+one token) while sign-ins run, against its p99 with nothing else running (≤ 2×).
+
     .venv/bin/python -m bench.b2_login    # prints the rows, writes its section of bench/RESULTS-auth.md
     .venv/bin/python -m bench.b2_login --clients 20 --reps 5 --no-write   # an experiment, results not written
 """
@@ -21,12 +24,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
 from bench.b1_baseline import production_env  # noqa: E402 - after the path line above
-from bench.b1_me import RESULTS, write_section  # noqa: E402
-from bench.common import REPS, ROOT, result_row, start_gunicorn, table_header  # noqa: E402
+from bench.b1_me import RESULTS, write_section, wrk  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPS,
+    ROOT,
+    SECONDS,
+    Load,
+    install_wrk,
+    result_row,
+    start_gunicorn,
+    table_header,
+)
 
 USERS = 200
 PASSWORD = "bench login passphrase"
 TARGET = 0.8
+ME_CONNECTIONS = 4  # a steady reader beside the sign-ins, not a second saturating load
 
 
 def _verify_chunk(hashes: list[str]) -> int:
@@ -66,6 +79,33 @@ def login_rate(url: str, emails: list[str], clients: int) -> tuple[float, int]:
         codes = list(pool.map(login, emails))
         elapsed = time.perf_counter() - started
     return len(emails) / elapsed, sum(code != 200 for code in codes)
+
+
+def me_p99_idle_and_during_logins(url: str, emails: list[str], clients: int) -> tuple[Load, Load]:
+    """/v1/me under a steady reader: alone, then while sign-ins run for the whole window."""
+    import threading
+
+    import requests
+
+    token = requests.post(f"{url}/v1/auth/login", json={"email": emails[0], "password": PASSWORD},
+                          timeout=30).json()["access_token"]
+    header = f"Authorization: Bearer {token}"
+    idle = wrk(f"{url}/v1/me", header, SECONDS, ME_CONNECTIONS)
+    done = threading.Event()
+
+    def keep_signing_in() -> None:
+        while not done.is_set():
+            login_rate(url, emails[:40], clients)
+
+    signing_in = threading.Thread(target=keep_signing_in)
+    signing_in.start()
+    try:
+        time.sleep(0.5)  # the sign-ins are under way before the reader starts
+        during = wrk(f"{url}/v1/me", header, SECONDS, ME_CONNECTIONS)
+    finally:
+        done.set()
+        signing_in.join()
+    return idle, during
 
 
 def prepare(env: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -116,6 +156,10 @@ def main() -> int:
             logins.append(rate)
             failures += failed
             raws.append(raw_verify_rate(hashes))
+        if not install_wrk():
+            print("wrk is needed for the /v1/me p99 rows (apt-get install wrk)", file=sys.stderr)
+            return 1
+        idle, during = me_p99_idle_and_during_logins(server.url, emails, args.clients)
     finally:
         if server is not None:
             server.stop()
@@ -125,7 +169,12 @@ def main() -> int:
     row = result_row(f"B2 POST /v1/auth/login, {USERS} users", f"{login:.1f} logins/s",
                      f"{raw:.1f} verifies/s (raw Argon2id, m=19 MiB t=2 p=1)", ratio, f"≥ {TARGET}×",
                      failures == 0 and ratio >= TARGET)
-    table = f"{table_header()}\n{row}"
+    p99_ratio = during.p99_ms / idle.p99_ms
+    p99_row = result_row(f"B2 /v1/me p99 while logins run ({ME_CONNECTIONS} conns)",
+                         f"{during.p99_ms:.1f} ms ({during.rps:,.0f} req/s)",
+                         f"{idle.p99_ms:.1f} ms idle ({idle.rps:,.0f} req/s)", p99_ratio, "≤ 2×",
+                         idle.errors == during.errors == 0 and p99_ratio <= 2)
+    table = f"{table_header()}\n{row}\n{p99_row}"
     print(table)
     one, five, fifteen = os.getloadavg()
     body = (f"{table}\n\nEach rep: logins/s {', '.join(f'{x:.1f}' for x in logins)}; raw verifies/s "
