@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from backend.analytics import identity, partitions
 from backend.analytics.batches import CheckedBatch, Limits, check_batch, encode_properties
 from backend.common.errors import ValidationFailed
+from backend.common.metrics import ANALYTICS_EVENTS_INGESTED
 
 _WRITE = text("""
 WITH batch AS (
@@ -142,5 +143,6 @@ def _ingest(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client
         identity.upsert_person(session, person_id=person_id, is_user=user_id is not None, first_seen_at=now,
                                last_seen_at=now, set_properties=batch.set_properties, set_once=batch.set_once)
     session.commit()
+    ANALYTICS_EVENTS_INGESTED.inc(stored)
     return IngestResult(accepted=stored, duplicates=len(checked.event_ids) - stored,
                         rejected=checked.rejected, clamped=checked.clamped)

@@ -162,3 +162,16 @@ def test_ingest_service_refuses_non_finite_properties_when_called_directly(app, 
         ingest.ingest_batch(db.session, batch=ingest.Batch(install_id="install-0001", events=[event()],
                                                            set_once={"x": float("inf")}),
                             user_id=None, client_ip=None, limits=limits, now=utcnow())
+
+
+def test_ingest_counts_stored_events_for_the_dashboard(client, send):
+    def ingested() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        line = next(x for x in text.splitlines() if x.startswith("groundwork_analytics_events_ingested_total "))
+        return float(line.split()[1])
+
+    before = ingested()
+    batch = [event("app_open"), event("screen_view")]
+    assert send(batch).status_code == 200
+    assert send(batch).status_code == 200  # a retried batch stores nothing new and counts nothing
+    assert ingested() == before + 2

@@ -19,6 +19,7 @@ from typing import Any
 from flask import current_app
 from PIL import Image
 
+from backend.common.work_metrics import observe_transcode_seconds
 from backend.media.errors import MediaRejected
 from backend.media.images.placeholder import placeholder_of
 from backend.media.policies import KindPolicy
@@ -70,6 +71,7 @@ def process(ctx: ProcessingContext) -> ProcessingResult:
         log.error("video %s not processed: %s", ctx.media_id, exc)
         raise MediaRejected("video_processing_unavailable") from None
     encoded = time.monotonic()
+    observe_transcode_seconds(encoded - started)
     variants = _store_all(ctx, out, made)
     log.info("video %s: %.1f s %dx%d -> %s in %.1f s, %d files stored in %.1f s", ctx.media_id, probe.duration_s,
              probe.width, probe.height, "/".join(r.name for r in made.renditions), encoded - started,
