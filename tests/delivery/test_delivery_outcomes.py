@@ -77,6 +77,7 @@ def test_send_batch_quota_exceeded_reschedules_after_retry_after(app, db_session
     row = next(r for r in ledger(db.session, campaign.id) if r.device_id == throttled.devices[0].id)
     assert (row.status, row.error_code, row.claim_token) == ("pending", "QUOTA_EXCEEDED", None)
     assert row.next_attempt_at == T0 + timedelta(seconds=90)
+    assert row.attempts == 0  # a 429 is the project's quota, not an attempt of the row's
     scheduled = ScheduledJobRegistry(queue=get_queue("push"))
     job_id = dispatch_job_id(campaign.id, T0 + timedelta(seconds=90))
     assert job_id in scheduled.get_job_ids()

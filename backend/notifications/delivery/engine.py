@@ -255,7 +255,7 @@ def _record(session: Session, campaign: Campaign | None, claimed: list[Claimed],
     """Write every result back in one statement; prune tokens, back off on 429, pause on auth failure."""
     at = now or utcnow()
     by_key = {r.key: r for r in results}
-    ids, statuses, mids, errs, next_at = [], [], [], [], []
+    ids, statuses, mids, errs, next_at, refunds = [], [], [], [], [], []
     sent: list[Claimed] = []
     auth_failure: PushResult | None = None
     quota_until: datetime | None = None
@@ -280,8 +280,9 @@ def _record(session: Session, campaign: Campaign | None, claimed: list[Claimed],
             mids.append(decision.message_id)
             errs.append("digest" if row_id != row.id and decision.status == "sent" else decision.error_code)
             next_at.append(decision.retry_at)
+            refunds.append(decision.quota_until is not None)
     session.execute(text(RECORD_SQL), {"ids": ids, "statuses": statuses, "mids": mids, "errs": errs,
-                                    "next_at": next_at, "at": at, "token": str(token)})
+                                    "next_at": next_at, "refunds": refunds, "at": at, "token": str(token)})
     report.sent = len(sent)
     if sent and campaign is not None:  # a transactional send wrote its inbox entries itself
         report.inbox_events = add_inbox_entries(session, campaign, sent, at)

@@ -80,9 +80,10 @@ SET status = v.status,
     fcm_message_id = v.mid,
     error_code = v.err,
     next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
-    claim_token = CASE WHEN v.status IN ('pending', 'deferred') THEN NULL ELSE d.claim_token END
+    claim_token = CASE WHEN v.status IN ('pending', 'deferred') THEN NULL ELSE d.claim_token END,
+    attempts = d.attempts - CASE WHEN v.refund THEN 1 ELSE 0 END  -- a 429 is not the row's attempt
 FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:mids AS text[]), CAST(:errs AS text[]),
-            CAST(:next_at AS timestamptz[])) AS v(id, status, mid, err, next_at)
+            CAST(:next_at AS timestamptz[]), CAST(:refunds AS boolean[])) AS v(id, status, mid, err, next_at, refund)
 WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.claim_token = CAST(:token AS uuid)
   AND d.status = 'sending'
 """
