@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from marshmallow import Schema, fields
+from marshmallow.validate import Range
 
 
 class PlaybackReadSchema(Schema):
@@ -18,5 +19,6 @@ class PlaybackReadSchema(Schema):
 class PlaybackGrantQueryArgsSchema(Schema):
     """The grant carried in the query of an API-served playlist URL (as handed out, never built)."""
 
-    expires = fields.Integer(load_default=None, metadata={"description": "Unix time the grant ends"})
+    expires = fields.Integer(load_default=None, validate=Range(min=1, max=2**63 - 1),
+                             metadata={"description": "Unix time the grant ends"})
     token = fields.String(load_default=None, validate=lambda v: len(v) <= 128)
