@@ -464,3 +464,25 @@ def test_nginx_production_site_config_passes_nginx_t(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
+
+
+def test_nginx_open_streams_do_not_use_up_an_addresses_api_connections(
+        stack: dict[str, Server], committed_app: Flask, make_user: Any, auth_headers: Any) -> None:  # noqa: F811
+    """45 streams from one (NAT'd) address, above its 40 API connections: the API still answers it."""
+    with committed_app.app_context():
+        headers = auth_headers(make_user())
+    port, source = stack["nginx"].port, "127.0.0.2"  # not in the exempt geo list
+    connections = []
+    try:
+        for _ in range(45):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+            connection.request("GET", "/v1/notifications/inbox/stream", headers=headers)
+            response = connection.getresponse()
+            assert response.status == 200, response.read()
+            assert response.readline() == b"retry: 3000\n"
+            connections.append(connection)
+        answer = call(port, "GET", "/v1/me", headers, source=source)
+        assert answer.status == 200, answer.body
+    finally:
+        for connection in connections:
+            connection.close()
