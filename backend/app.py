@@ -11,17 +11,18 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend.api import GroundworkApi, init_api
-from backend.common import docs, health
+from backend.common import docs
 from backend.common.errors import register_error_handlers
 from backend.common.jobs import install_session_hooks, make_redis
-from backend.common.logs import configure_logging
-from backend.common.metrics import bp as metrics_bp
-from backend.common.metrics import register_metrics
 from backend.common.ratelimit import init_limiter
 from backend.common.requests import register_request_hooks
 from backend.common.sessions import ConsoleOnlySessionInterface
 from backend.config import load_config
 from backend.extensions import cache, db, migrate
+from backend.operations import health
+from backend.operations.logs import configure_logging
+from backend.operations.metrics import bp as metrics_bp
+from backend.operations.metrics import register_metrics
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

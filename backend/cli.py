@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from backend.common.backup import BackupError, create_backup, restore_backup
 from backend.config import config_table
+from backend.operations.backup import BackupError, create_backup, restore_backup
 
 _MARKERS = re.compile(r"(<!-- config-table:start -->\n).*?(<!-- config-table:end -->)", re.S)
 

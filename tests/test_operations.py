@@ -57,7 +57,7 @@ def test_readyz_stays_ready_while_a_queue_is_backed_up(app, redis_conn):
 
 def test_metrics_report_queue_depth_and_oldest_job_age(app, redis_conn):
     from backend.common.jobs import get_queue
-    from backend.common.metrics import oldest_job_age_s
+    from backend.operations.metrics import oldest_job_age_s
 
     with app.app_context():
         queue = get_queue("media")

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from backend.analytics import identity, partitions
 from backend.analytics.batches import CheckedBatch, Limits, check_batch, encode_properties
 from backend.common.errors import ValidationFailed
-from backend.common.metrics import ANALYTICS_EVENTS_INGESTED
+from backend.operations.metrics import ANALYTICS_EVENTS_INGESTED
 
 _WRITE = text("""
 WITH batch AS (

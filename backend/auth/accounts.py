@@ -14,8 +14,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from backend.auth import emails, lockout, onetime
+from backend.auth import lockout
 from backend.auth.deletion import cancel_deletion
+from backend.auth.links import emails, onetime
 from backend.auth.models import User
 from backend.auth.passwords import check_password_policy, hash_password, needs_rehash, verify_password
 from backend.auth.principal import forget_state

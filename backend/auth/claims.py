@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from backend.auth import emails
 from backend.auth.factors.models import RecoveryCode, SocialIdentity, TotpCredential
+from backend.auth.links import emails
 from backend.auth.models import Session, User
 from backend.auth.passkeys.models import PasskeyCredential
 from backend.auth.security_events import record_event

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.auth import emails, lockout, onetime
+from backend.auth import lockout
 from backend.auth.accounts import SENT, find_by_email, reauthenticate
 from backend.auth.claims import void_unproven_claim
+from backend.auth.links import emails, onetime
 from backend.auth.models import User
 from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state

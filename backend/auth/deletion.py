@@ -81,7 +81,7 @@ def request_deletion(*, user: User) -> User:
         forget_state(users=[user.id])
         user.status, user.deletion_requested_at = "pending_deletion", utcnow()
         if user.email:
-            from backend.auth.emails import send_notice
+            from backend.auth.links.emails import send_notice
 
             send_notice(user.email, "Your account will be deleted",
                         f"Your account and its data will be erased on {deletion_due_at(user):%Y-%m-%d %H:%M} UTC. "

@@ -7,18 +7,10 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from backend.auth import (
-    accounts,
-    app_association,
-    credentials,
-    deletion,
-    link_pages,
-    profile,
-    security_events,
-    sessions,
-    tokens,
-)
+from backend.auth import accounts, credentials, deletion, profile, security_events, sessions, tokens
 from backend.auth.factors import routes as factor_routes
+from backend.auth.links import app_association
+from backend.auth.links import pages as link_pages
 from backend.auth.passkeys import routes as passkey_routes
 from backend.auth.principal import load_principal
 from backend.auth.schemas import (

@@ -76,7 +76,7 @@ def test_password_reset_weak_new_password_refused_link_kept(client, make_user, r
 
 
 def test_password_reset_twenty_concurrent_redemptions_one_success(committed_app, make_user):
-    from backend.auth import onetime
+    from backend.auth.links import onetime
 
     with committed_app.app_context():
         user = make_user()

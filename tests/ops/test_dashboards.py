@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.common.work_metrics import count_push_outcomes, observe_transcode_seconds
+from backend.operations.work_metrics import count_push_outcomes, observe_transcode_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

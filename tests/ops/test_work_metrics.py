@@ -4,7 +4,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.common.jobs import make_redis
-from backend.common.work_metrics import count_push_outcomes, observe_transcode_seconds
+from backend.operations.work_metrics import count_push_outcomes, observe_transcode_seconds
 
 
 def samples(client) -> dict[tuple[str, tuple], float]:

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from backend.auth import emails, lockout
+from backend.auth import lockout
+from backend.auth.links import emails
 from backend.auth.models import User
 from backend.auth.passwords import check_password_policy, hash_password
 from backend.auth.principal import forget_state

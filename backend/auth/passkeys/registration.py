@@ -24,8 +24,8 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from backend.auth import emails
 from backend.auth.accounts import reauthenticate
+from backend.auth.links import emails
 from backend.auth.models import Session, User
 from backend.auth.passkeys import relying_party
 from backend.auth.passkeys.challenges import ChallengeInvalid, issue_challenge, redeem_challenge

@@ -5,7 +5,7 @@ that lists the domain under ``webcredentials`` in its associated domains reports
 ``https://<rp id>``; an Android app reports ``android:apk-key-hash:<base64url SHA-256 of
 its signing certificate>``. Every origin comes from config (``PASSKEY_*``, ``ANDROID_APP_CERT_SHA256``); the two
 ``.well-known`` files that let the phone trust the app for the domain
-(``backend.auth.app_association``) are built from the same settings, so the app, the
+(``backend.auth.links.app_association``) are built from the same settings, so the app, the
 domain and the server cannot disagree.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.auth import emails
+from backend.auth.links import emails
 from backend.auth.models import User
 from backend.auth.passkeys.credentials import passkey_view
 from backend.auth.passkeys.models import PasskeyCredential

@@ -24,9 +24,10 @@ from webauthn.helpers import options_to_json_dict
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
 
-from backend.auth import emails, lockout
+from backend.auth import lockout
 from backend.auth.accounts import find_by_email
 from backend.auth.factors.totp import sign_in_or_challenge
+from backend.auth.links import emails
 from backend.auth.models import User
 from backend.auth.passkeys import relying_party
 from backend.auth.passkeys.challenges import ResponseMalformed, b64url_decode, issue_challenge, redeem_challenge

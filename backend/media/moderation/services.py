@@ -211,7 +211,7 @@ def _apply_to_user(case: ModerationCase, decision: str) -> None:
 def _act_on_account(user_id: uuid.UUID, decision: str, *, about: str) -> None:
     """Ban (suspend: every session ends) or warn (a notice by mail) the account."""
     from backend.auth.accounts import suspend_account
-    from backend.auth.emails import send_notice
+    from backend.auth.links.emails import send_notice
 
     if decision == "ban":
         suspend_account(user_id=user_id, reason="banned by moderation")

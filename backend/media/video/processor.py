@@ -19,7 +19,6 @@ from typing import Any
 from flask import current_app
 from PIL import Image
 
-from backend.common.work_metrics import observe_transcode_seconds
 from backend.media.errors import MediaRejected
 from backend.media.images.placeholder import placeholder_of
 from backend.media.policies import KindPolicy
@@ -28,6 +27,7 @@ from backend.media.sniff import tail_is_active
 from backend.media.video.errors import TranscodeFailed, VideoRejected, VideoToolMissing
 from backend.media.video.probe import probe_video
 from backend.media.video.transcode import TranscodeResult, VideoLimits, check_limits, transcode
+from backend.operations.work_metrics import observe_transcode_seconds
 
 log = logging.getLogger(__name__)
 

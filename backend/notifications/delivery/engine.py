@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from backend.common.db import utcnow
 from backend.common.jobs import redis_client
-from backend.common.work_metrics import count_push_outcomes
 from backend.notifications import inbox
 from backend.notifications.campaigns.messages import add_inbox_entries
 from backend.notifications.campaigns.models import Campaign
@@ -42,6 +41,7 @@ from backend.notifications.delivery.outcomes import MAX_ATTEMPTS, PRUNED, classi
 from backend.notifications.devices import prune_token
 from backend.notifications.fcm.payload import SendResult
 from backend.notifications.fcm.providers import FcmProvider, Outcome, PushResult, get_provider
+from backend.operations.work_metrics import count_push_outcomes
 
 __all__ = ["BATCH_SIZE", "LEASE", "MAX_ATTEMPTS", "BatchReport", "Claimed", "deliver_rows", "run_lane", "send_batch"]
 

@@ -25,7 +25,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 from rq.utils import now as rq_now
 
 from backend.common.jobs import QUEUES, get_queue, redis_client
-from backend.common.work_metrics import WorkCollector
+from backend.operations.work_metrics import WorkCollector
 
 REQUESTS = Counter(
     "groundwork_http_requests_total", "HTTP requests by endpoint, method and status",

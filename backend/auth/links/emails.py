@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from backend.auth import onetime
+from backend.auth.links import onetime
 from backend.auth.models import User
 from backend.common.mail import queue_mail
 from backend.extensions import db

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.common.jobs import redis_client
-from backend.common.storage_check import storage_reachable
 from backend.extensions import db
+from backend.operations.storage_check import storage_reachable
 
 bp = Blueprint("health", __name__)
 

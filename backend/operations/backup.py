@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from backend.common.backup_objects import ObjectBackupError, ObjectStore, copy_in, copy_out, sha256_of, verify
+from backend.operations.backup_objects import ObjectBackupError, ObjectStore, copy_in, copy_out, sha256_of, verify
 
 DUMP_NAME = "database.dump"
 MANIFEST_NAME = "manifest.json"

@@ -5,7 +5,7 @@ preferred) gets a small self-contained HTML page saying what happened (confirmed
 expired, already used, ...), or, when ``EMAIL_ACTION_URL`` is set, a 303 to that
 universal/app link with ``mode`` and ``status`` in the query, like Firebase's action links.
 When the app is installed, the phone opens the link in the app directly
-(``backend.auth.app_association``), and the app redeems it with its own session.
+(``backend.auth.links.app_association``), and the app redeems it with its own session.
 """
 from __future__ import annotations
 
