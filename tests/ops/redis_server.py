@@ -1,12 +1,13 @@
-"""A redis-server process of a test's own, on a TCP port, that the test may stop and start.
+"""A redis-server process of a test's own, on a Unix socket, that the test may stop and start.
 
 Stopping the shared Redis would disturb every other test session on the machine, so
-outage tests run their app against one of these (ports 18800-18899 are ops tests').
+outage tests run their app against one of these. Its socket lives in the server's own
+temporary folder: while it is stopped, no other test (a parallel worker, another
+session) can start a Redis at the same address, as one could on a freed TCP port.
 """
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -18,38 +19,29 @@ from redis.retry import Retry
 
 from tests.waiting import wait_for
 
-PORTS = range(18810, 18900)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
 
 @dataclass
 class RedisServer:
     """One redis-server without persistence; ``stop()`` shuts it down as an operator would."""
 
-    port: int
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gw-redis-")))
     process: subprocess.Popen | None = None
 
     @property
+    def socket_path(self) -> Path:
+        return self.folder / "redis.sock"
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}"
 
     def client(self, timeout: float = 0.5) -> redis.Redis:
         """A client that fails at once: redis-py's default retries back off for seconds."""
-        return redis.Redis(port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout,
-                           retry=Retry(NoBackoff(), 0))
+        return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout,
+                           socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
     def _answers(self) -> bool:
-        """Our own process answers on the port (not another test's redis that holds it)."""
+        """Our own process answers (not a redis left over from before a restart)."""
         try:
             with self.client() as client:
                 return self.process is not None and client.info("server")["process_id"] == self.process.pid
@@ -57,18 +49,19 @@ class RedisServer:
             return False
 
     def start(self) -> None:
-        """Start (or start again, on the same port) and wait until it answers PING."""
+        """Start (or start again, at the same socket) and wait until it answers."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (Debian package redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [binary, "--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no",
              "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: self.process.poll() is not None or self._answers(), timeout=10, what="redis-server")
         if self.process.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {self.process.returncode} on port {self.port}")
+            raise RuntimeError(f"redis-server exited with {self.process.returncode} ({self.folder / 'redis.log'})")
 
     def stop(self) -> None:
         """``SHUTDOWN NOSAVE``, the way an operator stops it; wait for the process to end."""
@@ -91,15 +84,11 @@ class RedisServer:
 
 
 def start_own_redis() -> RedisServer:
-    """A started redis-server on the first port of the ops range that is free."""
-    for port in PORTS:
-        if not _port_free(port):
-            continue
-        server = RedisServer(port)
-        try:
-            server.start()
-        except RuntimeError:
-            server.close()
-            continue  # taken between the check and the start: try the next one
-        return server
-    raise RuntimeError(f"no free port for redis-server in {PORTS.start}-{PORTS.stop - 1}")
+    """A started redis-server of the caller's own."""
+    server = RedisServer()
+    try:
+        server.start()
+    except Exception:
+        server.close()
+        raise
+    return server
