@@ -7,6 +7,7 @@ the view's ``action_roles``; a POST handler without one fails the access-matrix 
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from backend.auth.models import User
 from backend.common.access import STAFF_ROLES
 from backend.extensions import db
 
-__all__ = ["STAFF_ROLES", "StaffView", "console_action", "console_form", "current_actor", "denied"]
+__all__ = ["STAFF_ROLES", "StaffView", "chosen_ids", "console_action", "console_form", "current_actor", "denied"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -102,3 +103,14 @@ def console_form(action: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def chosen_ids(values: list[str], *, most: int) -> list[uuid.UUID]:
+    """The ids a bulk form sent (checkboxes), at most ``most``; anything not an id is dropped."""
+    ids = []
+    for value in values[:most]:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return ids

@@ -15,7 +15,7 @@ from flask_admin import expose
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from admin.access import StaffView, console_action, current_actor
+from admin.access import StaffView, chosen_ids, console_action, current_actor
 from backend.audit.services import audited
 from backend.auth.models import User
 from backend.common.errors import DomainError
@@ -41,16 +41,6 @@ def case_state(case_id: uuid.UUID) -> dict[str, Any] | None:
     """What the audit log keeps of a case, before and after a decision."""
     case = db.session.get(ModerationCase, case_id)
     return None if case is None else {"status": case.status, "decision": case.decision}
-
-
-def _ids(raw: list[str]) -> list[uuid.UUID]:
-    ids = []
-    for value in raw[:BULK_MAX]:
-        try:
-            ids.append(uuid.UUID(value))
-        except ValueError:
-            continue
-    return ids
 
 
 def _emails(user_ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
@@ -135,7 +125,7 @@ class ModerationView(StaffView):
     def bulk(self):  # noqa: ANN201 - Flask-Admin view
         """Confirm, then apply one decision to each chosen case (each audited on its own)."""
         decision = request.form["decision"]
-        ids = _ids(request.form.getlist("case_id"))
+        ids = chosen_ids(request.form.getlist("case_id"), most=BULK_MAX)
         if not ids:
             flash("Choose at least one case.", "warning")
             return redirect(url_for(".index"))

@@ -15,7 +15,7 @@ from flask_admin import expose
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from admin.access import StaffView, console_action, current_actor
+from admin.access import StaffView, chosen_ids, console_action, current_actor
 from backend.audit.models import AuditEntry
 from backend.audit.services import audited, entries_query
 from backend.auth import accounts, deletion, directory
@@ -62,16 +62,6 @@ def _date(raw: str | None) -> date | None:
     except ValueError:
         flash(f"{raw!r} is not a date (YYYY-MM-DD); that filter was ignored.", "warning")
         return None
-
-
-def _ids(raw: list[str]) -> list[uuid.UUID]:
-    ids = []
-    for value in raw[:BULK_MAX]:
-        try:
-            ids.append(uuid.UUID(value))
-        except ValueError:
-            continue
-    return ids
 
 
 class UsersView(StaffView):
@@ -124,7 +114,7 @@ class UsersView(StaffView):
     def confirm(self) -> Any:
         """Show what an action will do to the chosen accounts, and ask to confirm."""
         action = request.form["action"]
-        ids = _ids(request.form.getlist("user_id"))
+        ids = chosen_ids(request.form.getlist("user_id"), most=BULK_MAX)
         if not ids:
             flash("Choose at least one account.", "warning")
             return redirect(request.referrer or url_for(".index"))
@@ -138,7 +128,7 @@ class UsersView(StaffView):
     def apply(self) -> Response:
         """Run a confirmed action on each chosen account, each audited in its own transaction."""
         action = request.form["action"]
-        ids = _ids(request.form.getlist("user_id"))
+        ids = chosen_ids(request.form.getlist("user_id"), most=BULK_MAX)
         note = (request.form.get("note") or "").strip()[:500] or None
         _, _, run = ACTIONS[action]
         done, failed = 0, []
