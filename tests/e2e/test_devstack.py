@@ -332,6 +332,7 @@ def test_devstack_with_service_urls_uses_them_and_starts_nothing_embedded(tmp_pa
         "DATABASE_URL": database_url,
         "REDIS_URL": services.redis_url,
         "PORT": str(free_port()),
+        "STREAM_PORT": str(free_port()),  # else PORT+1, which nobody checked was free
         "GROUNDWORK_INSTANCE_DIR": str(instance),
         "WEB_CONCURRENCY": "1",
     }
@@ -345,7 +346,8 @@ def test_devstack_with_service_urls_uses_them_and_starts_nothing_embedded(tmp_pa
         check=False,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
+    # The devstack's own lines (why it stopped) are on stdout, the children's logs on stderr.
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
     readiness = json.loads(re.search(r"devstack: [0-9:]+ readyz (\{.*\})", output).group(1))
     assert readiness["status"] == "ready"
     assert f"PostgreSQL (DATABASE_URL): {database_url}" in output
