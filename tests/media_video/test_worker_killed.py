@@ -109,21 +109,28 @@ def test_worker_killed_mid_transcode_leaves_no_ffmpeg_and_the_video_is_processed
         assert media.attempts == 2
 
 
-def test_job_timeout_kills_ffmpeg_and_fails_the_item(app, db_session, make_user, run_jobs, tmp_path):  # noqa: F811
+def test_job_timeout_kills_ffmpeg_and_fails_the_item(app, db_session, make_user, run_jobs, tmp_path,  # noqa: F811
+                                                      monkeypatch):
     """RQ's job timeout (SIGALRM raising into the job) while ffmpeg runs: the group is killed and reaped.
 
     The pipeline's catch-all marks the item failed (not left processing) when the job's time runs out.
+    The encode is made far longer than the job's 4 s (x264's veryslow preset on 6 s of 540p noise,
+    which no encoder compresses quickly), so a quiet machine cannot finish it in time and a loaded
+    one still starts ffmpeg well within it.
     """
     import threading
 
-    from tests.media_video.clips import ffmpeg_children
+    from tests.media_video.clips import ffmpeg, ffmpeg_children
 
-    clip = make_clip(tmp_path / "clip.mp4", width=960, height=540, seconds=3)
+    monkeypatch.setitem(app.config, "VIDEO_PRESET", "veryslow")
+    clip = tmp_path / "noise.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=960x540:rate=30:duration=6", "-vf", "noise=alls=80:allf=t+u",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip))
     media_id = _pending_video(make_user().id, clip.read_bytes())
     with clip.open("rb") as stream:
         get_storage().put(db.session.get(Media, media_id).original_key, stream, content_type="video/mp4")
     enqueue_after_commit(db.session, "jobs.media.process_media", queue="media", job_id=f"timeout-{media_id}",
-                         timeout=2, retries=0, media_id=str(media_id))
+                         timeout=4, retries=0, media_id=str(media_id))
     db.session.commit()
     seen: set[int] = set()
     done = threading.Event()
