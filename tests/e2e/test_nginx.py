@@ -12,8 +12,6 @@ import json
 import re
 import select
 import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +24,6 @@ from flask import Flask
 from tests.auth.conftest import auth_headers, make_user  # noqa: F401 - shared sign-in fixtures
 from tests.e2e.processes import (
     INSTALL_HINT,
-    NGINX_DIR,
     Server,
     environment_of,
     nginx_binary,
@@ -34,7 +31,6 @@ from tests.e2e.processes import (
     start_nginx,
     start_stream_server,
 )
-from tests.streams.client import open_stream
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -356,133 +352,3 @@ def test_nginx_answers_503_in_the_error_shape_when_gunicorn_is_down(
         "request_id": "down-1",
     }
     assert answer.headers_named("X-Content-Type-Options") == ["nosniff"]
-
-
-def _announce_entry(app: Flask, user_id: Any, title: str) -> str:
-    """Commit an inbox entry and announce it the way the send paths do."""
-    from backend.common.jobs import redis_client
-    from backend.extensions import db
-    from backend.notifications import inbox
-    from backend.notifications.models import Notification
-
-    with app.app_context():
-        entry = Notification(user_id=user_id, category="social", title=title, body="")
-        db.session.add(entry)
-        db.session.commit()
-        inbox.announce(redis_client(), [(user_id, inbox.entry_event(entry))])
-        entry_id = str(entry.id)
-        db.session.remove()
-    return entry_id
-
-
-def test_nginx_routes_the_inbox_stream_to_the_stream_server_unbuffered(
-        stack: dict[str, Server], committed_app: Flask, make_user: Any, auth_headers: Any) -> None:  # noqa: F811
-    with committed_app.app_context():
-        user = make_user()
-        headers, user_id = auth_headers(user), user.id
-    base = f"http://127.0.0.1:{stack['nginx'].port}"
-    reader = open_stream(base, headers)  # the retry frame came through at once
-    started = time.monotonic()
-    entry_id = _announce_entry(committed_app, user_id, "Through nginx")
-    # Before the first heartbeat (15 s, whose poll would also bring it): nginx passed the
-    # event on as it was written; a buffering proxy would hold it until the stream ends.
-    assert reader.next_event(timeout=10)["id"] == entry_id
-    assert time.monotonic() - started < 10.0
-    reader.close()
-
-
-def test_nginx_more_open_streams_than_web_threads_leave_me_answering_at_once(
-        stack: dict[str, Server], committed_app: Flask, make_user: Any, auth_headers: Any) -> None:  # noqa: F811
-    """Issue 12's reproduction: 30 open inbox screens against 2 workers x 4 threads."""
-    with committed_app.app_context():
-        headers = [auth_headers(make_user()) for _ in range(3)]
-    base = f"http://127.0.0.1:{stack['nginx'].port}"
-    readers = [open_stream(base, headers[i % 3]) for i in range(30)]
-    try:
-        for attempt in range(5):
-            started = time.monotonic()
-            answer = call(stack["nginx"].port, "GET", "/v1/me", headers[attempt % 3])
-            assert answer.status == 200, answer.body
-            # Held by web threads, the streams would leave no thread until their lifetime ends
-            # (the issue: no answer in 60 s); the bound leaves room for a loaded machine.
-            assert time.monotonic() - started < ANSWERS_AT_ONCE_S
-    finally:
-        for reader in readers:
-            reader.close()
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A throwaway certificate and key for ``api.example.test``."""
-    from datetime import UTC, datetime, timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.example.test")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "fullchain.pem", folder / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-def test_nginx_production_site_config_passes_nginx_t(tmp_path: Path) -> None:
-    """groundwork.conf as deployed (envsubst'ed, shared files in groundwork/, a tls.conf) is valid nginx.
-
-    Only machine paths move into the test folder: logs, cache, certificate.
-    """
-    if nginx_binary() is None:
-        pytest.fail(f"nginx is not installed: {INSTALL_HINT}", pytrace=False)
-    nginx_dir = NGINX_DIR
-    shared = tmp_path / "groundwork"
-    shared.mkdir()
-    for name in ("groundwork-http.conf", "groundwork-common.conf", "groundwork-security-headers.conf"):
-        (shared / name).symlink_to(nginx_dir / name)
-    cert, key = _self_signed(tmp_path)
-    tls = (nginx_dir / "tls.conf.example").read_text()
-    (shared / "tls.conf").write_text(tls.replace("/etc/nginx/certs/fullchain.pem", str(cert))
-                                     .replace("/etc/nginx/certs/privkey.pem", str(key)))
-    values = {"GROUNDWORK_UPSTREAM": "127.0.0.1:8000", "GROUNDWORK_STREAM_UPSTREAM": "127.0.0.1:8001",
-              "GROUNDWORK_SERVER_NAME": "api.example.test"}
-    template = (nginx_dir / "groundwork.conf").read_text()
-    site = re.sub(r"\$\{(GROUNDWORK_[A-Z_]+)\}", lambda m: values[m.group(1)], template)
-    site = (site.replace("/var/log/nginx/access.log", str(tmp_path / "access.log"))
-            .replace("/var/cache/nginx-groundwork", str(tmp_path / "cache")).replace("/var/www/acme", str(tmp_path)))
-    (tmp_path / "site.conf").write_text(site)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\n    include site.conf;\n}}\n")
-
-    result = subprocess.run([nginx_binary(), "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"),
-                             "-c", str(conf)], capture_output=True, text=True, timeout=30, check=False)
-
-    assert result.returncode == 0, result.stderr
-    assert "syntax is ok" in result.stderr
-
-
-def test_nginx_open_streams_do_not_use_up_an_addresses_api_connections(
-        stack: dict[str, Server], committed_app: Flask, make_user: Any, auth_headers: Any) -> None:  # noqa: F811
-    """45 streams from one (NAT'd) address, above its 40 API connections: the API still answers it."""
-    with committed_app.app_context():
-        headers = auth_headers(make_user())
-    port, source = stack["nginx"].port, "127.0.0.2"  # not in the exempt geo list
-    connections = []
-    try:
-        for _ in range(45):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
-            connection.request("GET", "/v1/notifications/inbox/stream", headers=headers)
-            response = connection.getresponse()
-            assert response.status == 200, response.read()
-            assert response.readline() == b"retry: 3000\n"
-            connections.append(connection)
-        answer = call(port, "GET", "/v1/me", headers, source=source)
-        assert answer.status == 200, answer.body
-    finally:
-        for connection in connections:
-            connection.close()
