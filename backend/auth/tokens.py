@@ -27,7 +27,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -38,6 +38,7 @@ from flask_jwt_extended import create_access_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
+from backend.common.db import utcnow
 from backend.common.errors import Unauthorized
 from backend.extensions import jwt_manager
 
@@ -189,8 +190,8 @@ def decode_access_token(token: str) -> dict[str, Any]:
     keys = _keys()
     claims = verified.get(token, keys)
     if claims is not None:
-        # PyJWT's rule (exp <= now - leeway is expired), with its clock.
-        if claims["exp"] <= datetime.now(tz=UTC).timestamp() - _LEEWAY_S:
+        # PyJWT's rule (exp <= now - leeway is expired), with the app's clock (tests move it).
+        if claims["exp"] <= utcnow().timestamp() - _LEEWAY_S:
             verified.forget(token)
             raise Unauthorized("The access token has expired; refresh it.", code="token_expired")
         return dict(claims)

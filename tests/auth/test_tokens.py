@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from datetime import timedelta
 
@@ -10,6 +9,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from backend.auth import tokens
 from backend.auth.sessions import start_session
 from backend.auth.tokens import issue_access_token, load_keys
 from backend.common.db import utcnow
@@ -116,7 +116,7 @@ def test_expired_access_token_says_token_expired(client, make_user):
     assert _error(client.get("/v1/me", headers=_bearer(old))) == (401, "token_expired")
 
 
-def test_token_verified_earlier_still_expires_on_time(client, make_user, app):
+def test_token_verified_earlier_still_expires_on_time(client, make_user, app, monkeypatch):
     """The per-worker memory of verified tokens re-checks exp on every use (5 s leeway)."""
     user = make_user()
     body = _login(client, user)
@@ -124,7 +124,8 @@ def test_token_verified_earlier_still_expires_on_time(client, make_user, app):
     short = issue_access_token(user_id=user.id, session_id=uuid.UUID(body["session_id"]), role="user",
                                token_version=0, issued_at=utcnow() - timedelta(seconds=ttl + 3), jti=uuid.uuid4())
     assert client.get("/v1/me", headers=_bearer(short)).status_code == 200  # inside the leeway: verified, remembered
-    time.sleep(2.5)  # now past exp + leeway
+    later = utcnow() + timedelta(seconds=2.5)  # the app's clock moved on: now past exp + leeway
+    monkeypatch.setattr(tokens, "utcnow", lambda: later)
     assert _error(client.get("/v1/me", headers=_bearer(short))) == (401, "token_expired")
 
 
