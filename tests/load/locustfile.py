@@ -9,20 +9,25 @@ they would in production. Answers are sorted into what the suite judges:
 Configured by the environment (tests/load/stack.py sets it): ``LOAD_SESSIONS`` (one
 signed-in session a line, JSON: phones start with one each), ``LOAD_ACCOUNTS`` (one
 email a line, for sign-ins) and ``LOAD_PASSWORD``, and ``LOAD_<CLASS>`` = how many users of that
-class to run (``LOAD_PHONE``, ``LOAD_LOGINSTORM``, ``LOAD_REFRESHSTORM``).
+class to run (``LOAD_PHONE``, ``LOAD_SIGNER``, ``LOAD_UPLOADER``, ``LOAD_LOGINSTORM``,
+``LOAD_REFRESHSTORM``).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import HttpUser, between, constant, task
 from requests.adapters import HTTPAdapter
+from urllib3.util import parse_url
 
 _ACCOUNTS = Path(os.environ["LOAD_ACCOUNTS"]).read_text().split() if os.environ.get("LOAD_ACCOUNTS") else []
 _SESSIONS = ([json.loads(line) for line in Path(os.environ["LOAD_SESSIONS"]).read_text().splitlines() if line]
@@ -128,6 +133,17 @@ class Phone(_Signed):
                              name="PUT /v1/notifications/devices/{id}", catch_response=True) as response:
             _judge(response)
 
+    @task(3)
+    def send_events(self) -> None:
+        now = datetime.now(UTC).isoformat()
+        events = [{"event_id": str(uuid.uuid4()), "name": name, "timestamp": now, "properties": {"screen": "home"}}
+                  for name in ("app_open", "screen_view")]
+        body = {"install_id": self.installation, "sent_at": now, "platform": "android", "app_version": "3.2.0",
+                "events": events}
+        with self.client.post("/v1/analytics/events", json=body, headers=self.bearer,
+                              name="POST /v1/analytics/events", catch_response=True) as response:
+            _judge(response)
+
     @task(1)
     def refresh(self) -> None:
         with self.client.post("/v1/auth/refresh", json={"refresh_token": self.tokens.get("refresh_token")},
@@ -135,6 +151,63 @@ class Phone(_Signed):
             _judge(response, false_logout=True)
             if response.status_code == 200:
                 self.tokens = response.json()
+
+
+class Signer(_Signed):
+    """Someone signing in now and then (a new phone, a forced logout), then opening the app."""
+
+    fixed_count = _fixed("signer")
+    wait_time = between(4, 8)
+
+    def on_start(self) -> None:
+        self.bind_address()
+        self.tokens = {}
+
+    @task
+    def sign_in_and_open(self) -> None:
+        self.email = _ACCOUNTS[next(_accounts) % len(_ACCOUNTS)]
+        self.sign_in()
+        if self.tokens:
+            with self.client.get("/v1/me", headers=self.bearer, name="GET /v1/me (after sign-in)",
+                                 catch_response=True) as response:
+                _judge(response)
+
+
+def _small_jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (200, 120, 40)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+class Uploader(_Signed):
+    """A photo upload as the app makes it: ask, send the bytes where told, complete."""
+
+    fixed_count = _fixed("uploader")
+    wait_time = between(2, 4)
+    photo = _small_jpeg()
+
+    @task
+    def upload_photo(self) -> None:
+        with self.client.post("/v1/media", headers=self.bearer, name="POST /v1/media", catch_response=True, json={
+                "kind": "photo", "content_type": "image/jpeg", "size": len(self.photo),
+                "checksum_sha256": hashlib.sha256(self.photo).hexdigest()}) as response:
+            _judge(response, expected=(201,))
+            if response.status_code != 201:
+                return
+            body = response.json()
+        request = body["upload"]["request"]
+        url = parse_url(request["url"])  # the local store's signed URL, sent through this nginx
+        with self.client.request(request.get("method", "PUT"), f"{url.path}?{url.query}", data=self.photo,
+                                 headers=request.get("headers") or {}, name="PUT /storage/{key} (upload)",
+                                 catch_response=True) as response:
+            _judge(response, expected=(200, 201, 204))
+            if not response.ok:
+                return
+        with self.client.post(f"/v1/media/{body['media']['id']}/complete", headers=self.bearer,
+                              name="POST /v1/media/{id}/complete", catch_response=True) as response:
+            _judge(response)
 
 
 class LoginStorm(_Signed):

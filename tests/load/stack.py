@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from backend.auth.passwords import hash_password
 from backend.auth.sessions import start_session
 from backend.config import load_config
 from tests.e2e.processes import ROOT, Server, start_gunicorn, start_nginx
+from tests.load.cpu import CpuSampler, cpu_shares
 from tests.waiting import wait_for
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -48,6 +50,7 @@ class PhaseResult:
     seconds: float
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    cpu: dict[str, float] = field(default_factory=dict)  # cores used on average, per group of processes
 
     @property
     def requests(self) -> int:
@@ -113,6 +116,13 @@ class LoadStack:
         log.close()
         return process
 
+    def cpu_sampler(self) -> CpuSampler:
+        """Groups the machine's processes: this stack's by role, then databases, then the harness."""
+        assert self.gunicorn is not None and self.nginx is not None
+        return CpuSampler({"gunicorn": [self.gunicorn.process.pid], "nginx": [self.nginx.process.pid],
+                           "rq worker": [self.background[0].pid], "scheduler": [self.background[1].pid]},
+                          harness=os.getpid())
+
     @property
     def url(self) -> str:
         assert self.nginx is not None
@@ -168,7 +178,7 @@ class LoadStack:
         sign in with the others.
         """
         prefix = self.run_dir / name
-        signed = users.get("Phone", 0) + users.get("RefreshStorm", 0)
+        signed = sum(users.get(cls, 0) for cls in ("Phone", "RefreshStorm", "Uploader"))
         accounts_file, sessions_file = self.run_dir / f"{name}-accounts.txt", self.run_dir / f"{name}-sessions.jsonl"
         accounts_file.write_text("\n".join(accounts[signed:] or accounts))
         sessions_file.write_text("\n".join(json.dumps(s) for s in self.signed_in(accounts[:signed])))
@@ -179,12 +189,17 @@ class LoadStack:
                    "--users", str(sum(users.values())), "--spawn-rate", str(spawn_rate),
                    "--run-time", f"{seconds}s", "--stop-timeout", "10", "--host", self.url,
                    "--csv", str(prefix), "--exit-code-on-error", "0", "--loglevel", "WARNING", *users]
+        sampler = self.cpu_sampler()
         with (self.run_dir / f"{name}-locust.log").open("wb") as log:
+            before, started = sampler.snapshot(), time.monotonic()
             result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     timeout=seconds + 120)
+            after, took = sampler.snapshot(), time.monotonic() - started
         if result.returncode != 0:
             raise RuntimeError(f"locust failed ({result.returncode}); see {self.run_dir / f'{name}-locust.log'}")
-        return _read_phase(name, seconds, prefix)
+        phase = _read_phase(name, seconds, prefix)
+        phase.cpu = cpu_shares(before, after, took)
+        return phase
 
     def wait_for_campaign(self, campaign_id: str, *, timeout: float) -> None:
         """Until the campaign's every ledger row has left pending/sending."""
