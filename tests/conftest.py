@@ -54,6 +54,11 @@ def app_settings(database_url: str, redis_url: str, **extra: Any) -> dict[str, A
         "LOG_LEVEL": "WARNING",
         "STORAGE_LOCAL_PATH": os.path.join("instance", "test-storage"),
         "DB_POOL_SIZE": 5,
+        # Race tests send twenty sign-ins or resets into one process at once, to test the
+        # database and the attempt limits; hashing admission has its own tests
+        # (tests/auth/test_hash_admission.py), so here it queues them all.
+        "PASSWORD_HASH_QUEUE": 64,
+        "PASSWORD_HASH_WAIT_MS": 300_000,
         **extra,
     }
 

@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from backend.auth import lockout
+from backend.auth import hash_admission, lockout
 from backend.auth.deletion import cancel_deletion
 from backend.auth.links import emails, onetime
 from backend.auth.models import User
@@ -120,11 +120,15 @@ def verify_email(*, token: str, ip: str | None, claimant_id: Any = None) -> dict
 
 
 def authenticate(*, email: str, password: str, ip: str | None, kind: str = "login") -> User:
-    """The account for these credentials (limits first, then one hash either way), or 401."""
-    lockout.guard(kind=kind, account=email, ip=ip)
-    user = find_by_email(email)
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
+    """The account for these credentials (limits first, then one hash either way), or 401.
+
+    A hashing slot is taken first: a busy server's 429 uses up none of the account's attempts.
+    """
+    with hash_admission.slot():
+        lockout.guard(kind=kind, account=email, ip=ip)
+        user = find_by_email(email)
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
     lockout.succeeded(kind=kind, account=email)
     if user.status == "suspended":
         raise Forbidden("This account is suspended.", code="account_suspended")
