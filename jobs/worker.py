@@ -6,6 +6,7 @@ SIGTERM is RQ's warm shutdown: the current job finishes, then the worker exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import logging
 import os
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     from backend.app import create_app
 
     app = create_app({"DB_STATEMENT_TIMEOUT_MS": 300_000})
+    lower_priority(app.config["WORKER_NICE"])
     install_orphan_guard()
     while True:
         worker = build_worker(app, args.queues)
@@ -128,6 +130,27 @@ def main(argv: list[str] | None = None) -> None:
         # RQ quits when Redis goes away outside its dequeue loop (while finishing a job):
         # wait for Redis and work again, rather than leave the restart to a crash loop.
         wait_for_redis(app)
+
+
+def lower_priority(nice: int) -> int:
+    """Add ``nice`` (WORKER_NICE) to the CPU niceness of this worker and every job it forks; returns the new one.
+
+    Bulk work (a campaign's fan-out, media, exports) yields the CPU to web processes on
+    the same machine, as it does in production where workers run in pods of their own.
+    With autogroup scheduling (Linux's default on desktops and many servers) niceness
+    only orders tasks inside one session's group, so a worker leading its own session
+    (a container's entrypoint, ``setsid``) lowers its group's niceness too; a worker in
+    someone else's session (a shell) leaves the session's group alone.
+    """
+    if nice <= 0 or not hasattr(os, "nice"):
+        return os.nice(0)
+    niceness = os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        # No autogroup here, or not permitted: the niceness above still holds.
+        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w", encoding="ascii") as group:
+            group.write(str(niceness))
+    log.info("worker running at niceness %s", niceness)
+    return niceness
 
 
 def wait_for_redis(app: Flask, *, longest_s: float = 10.0) -> None:
