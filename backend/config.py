@@ -137,6 +137,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FCM_PROJECT_ID", str, "", "Firebase project ID (default: from the credentials file)"),
     Setting("FCM_ENDPOINT", str, "", "override of FCM's base URL (tests, local fake)"),
     Setting("PUSH_MAX_LANES", int, "16", "delivery lanes (jobs claiming batch after batch) one campaign, or all transactional sends, may run at once"),
+    Setting("PUSH_LEASE_S", float, "45", "seconds a claimed push batch may go without its lane renewing the claim before the reconciler takes it as dead and sends its rows again (the lane renews every third of this)"),
     Setting("PUSH_DIGEST_CATEGORIES", _csv, "social", "categories whose pushes held by quiet hours go out as one summary per device when the window opens"),
     Setting("PUSH_TOKEN_STALE_DAYS", int, "270", "a device token not refreshed (app not opened) for this many days is pruned; FCM: stale after 30 days, expired on Android after 270"),
     Setting("INBOX_STREAM_LIFETIME_S", float, "55", "seconds an inbox SSE stream stays open before the client reconnects with Last-Event-ID"),

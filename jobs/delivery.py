@@ -87,7 +87,7 @@ def send_pushes(*, campaign_id: str | None = None, slot: str | None = None) -> d
     finally:
         if not handed_over:
             lanes.release(connection, origin=name, token=slot)
-    totals = {"batches": len(reports), "sent": sum(r.sent for r in reports)}
+    totals = {"batches": len(reports), "sent": sum(r.sent for r in reports), "stale": sum(r.stale for r in reports)}
     log.info("%s lane: %s", name, totals)
     return totals
 

@@ -103,12 +103,13 @@ def _assert_every_device_once_as_seen(fake: FakeFcmControl, send: Send) -> Count
     return Counter({token: len(ids) for token, ids in copies.items()})
 
 
-def _wait_done(send: Send, *, timeout: float, reconcile_every: float | None = None) -> None:
+def _wait_done(send: Send, *, timeout: float, reconcile_every: float | None = None,
+               lease_s: float | None = None) -> None:
     last = [0.0]
 
     def done() -> bool:
         if reconcile_every is not None and time.monotonic() - last[0] >= reconcile_every:
-            reconcile.reconcile(db.session)
+            reconcile.reconcile(db.session, lease_s=lease_s)
             last[0] = time.monotonic()
         left = send.statuses()
         return not any(left.get(s) for s in ("pending", "deferred", "sending"))
@@ -195,6 +196,28 @@ def test_redis_flushed_mid_send_reconciler_rebuilds_exactly_once(committed_app, 
         never_early = db.session.execute(text(
             f"SELECT count(*) FROM push_deliveries d WHERE {where} AND sent_at < due_at"), params).scalar_one()  # noqa: S608
         assert never_early == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_workers_slower_than_their_lease_keep_their_rows_none_sent_twice(committed_app, fake_fcm, workers: Workers,
+                                                                         kind):
+    # A starved machine, exaggerated: every batch is out twice the lease while the reconciler
+    # runs every half second. The lanes renew their leases, so no claim is taken back.
+    fake_fcm.configure(latency_ms=6000)
+    workers.env["PUSH_LEASE_S"] = "3"
+    with committed_app.app_context():
+        send = _launch(kind, 1000)
+        workers.start("push")
+        workers.start("push")
+        _wait_done(send, timeout=180, reconcile_every=0.5, lease_s=3)
+        received = _assert_every_device_once_as_seen(fake_fcm, send)
+        assert send.statuses() == {"sent": 1000}
+        assert len(received) == 1000 and set(received.values()) == {1}
+        db.session.rollback()
+        where, params = send.where()
+        taken_back = db.session.execute(text(
+            f"SELECT count(*) FROM push_deliveries d WHERE {where} AND attempts <> 1"), params).scalar_one()  # noqa: S608
+        assert taken_back == 0
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -47,6 +47,7 @@ class BatchReport:
     wake_at: datetime | None = None  # when rows this round pushed back become due
     inbox_events: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
     row_outcomes: dict[int, str] = field(default_factory=dict)  # the provider's answer per row sent
+    stale: int = 0  # rows sent whose claim was taken back before the answer came (not recorded)
 
     def wake(self, at: datetime | None) -> None:
         """Remember the earliest instant a parked row becomes due."""

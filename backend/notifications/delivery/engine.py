@@ -7,8 +7,10 @@ the sendable ones as 'sending' with a claim token and a lease *before* the provi
 called; then it sends, classifies each answer with the one classifier and records it.
 A crash leaves only the rows in flight 'sending'; when their lease runs out the
 reconciler makes them due again and they are resent with the same collapse identity, so
-a phone that got both copies shows one notification. Results are written back in one
-statement per batch, guarded by the claim token.
+a phone that got both copies shows one notification. While a batch's requests are out the
+lane renews its lease (``leases.LeaseKeeper``), so only a lane that stopped renewing loses
+its rows. Results are written back in one statement per batch, guarded by the claim token:
+a claim the reconciler took back records nothing, and only the rows it did record count.
 """
 from __future__ import annotations
 
@@ -36,8 +38,9 @@ from backend.notifications.campaigns.models import Campaign
 from backend.notifications.delivery import backoff
 from backend.notifications.delivery.claims import BatchReport, Claimed, claim_campaign, claim_transactional
 from backend.notifications.delivery.dispatch import schedule_dispatch
+from backend.notifications.delivery.leases import LeaseKeeper, lease_of
 from backend.notifications.delivery.ledger import RECORD_SQL
-from backend.notifications.delivery.outcomes import MAX_ATTEMPTS, PRUNED, classify
+from backend.notifications.delivery.outcomes import MAX_ATTEMPTS, PRUNED, Decision, classify
 from backend.notifications.devices import prune_token
 from backend.notifications.fcm.payload import SendResult
 from backend.notifications.fcm.providers import FcmProvider, Outcome, PushResult, get_provider
@@ -49,9 +52,9 @@ __all__ = ["BATCH_SIZE", "LEASE", "MAX_ATTEMPTS", "BatchReport", "Claimed", "del
 # claimed row is requested at once: a crash mid-batch leaves no claimed row unrequested.
 BATCH_SIZE = 250
 PIPELINE_SLOTS = 2  # batches in flight at once: one's database work overlaps the other's requests
-# How long a claim may stay 'sending' before the reconciler assumes its worker died and
-# makes the row due again. Longer than any batch can take (the sender's 10 s timeout and
-# its quick retries), short enough that a crashed batch goes out again within a minute.
+# The default of PUSH_LEASE_S: how long a claim may stay 'sending' without its lane renewing
+# it before the reconciler assumes the lane died and makes the rows due again. A working
+# lane renews every third of it; short enough that a crashed batch goes out within a minute.
 LEASE = timedelta(seconds=45)
 
 log = logging.getLogger(__name__)
@@ -59,13 +62,15 @@ log = logging.getLogger(__name__)
 
 def run_lane(session: Session, *, campaign_id: uuid.UUID | None, now: datetime | None = None,
              batch_size: int = BATCH_SIZE, max_batches: int | None = None, budget_s: float | None = None,
-             should_stop: Callable[[], bool] | None = None, app: Flask | None = None) -> list[BatchReport]:
+             should_stop: Callable[[], bool] | None = None, app: Flask | None = None,
+             lease: timedelta | None = None) -> list[BatchReport]:
     """Send due rows of one origin batch after batch until none is due, the budget ends or a stop.
 
     ``campaign_id`` None is the transactional origin (every transactional send's rows).
     ``now`` fixes the clock for every decision (tests); by default each batch reads it anew.
     With FCM, ``PIPELINE_SLOTS`` batches are in flight at once, so the database work of one
-    overlaps the requests of the other and the connection pool does not idle.
+    overlaps the requests of the other and the connection pool does not idle; while they
+    are out the lane renews their ``lease`` (default ``PUSH_LEASE_S``).
     """
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     started = time.monotonic()
@@ -76,7 +81,8 @@ def run_lane(session: Session, *, campaign_id: uuid.UUID | None, now: datetime |
 
     provider = get_provider(app)
     if isinstance(provider, FcmProvider) and batch_size * PIPELINE_SLOTS <= provider.sender.max_in_flight:
-        return _run_pipelined(session, provider, campaign_id=campaign_id, now=now, batch_size=batch_size,
+        keeper = LeaseKeeper(session, lease=lease or lease_of(app))
+        return _run_pipelined(session, provider, keeper, campaign_id=campaign_id, now=now, batch_size=batch_size,
                               max_batches=max_batches, out_of_time=out_of_time, app=app)
     reports: list[BatchReport] = []
     while True:
@@ -166,7 +172,7 @@ class _InFlight:
     future: concurrent.futures.Future[list[SendResult]]
 
 
-def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid.UUID | None,
+def _run_pipelined(session: Session, provider: FcmProvider, keeper: LeaseKeeper, *, campaign_id: uuid.UUID | None,
                    now: datetime | None, batch_size: int, max_batches: int | None,
                    out_of_time: Callable[[], bool], app: Flask) -> list[BatchReport]:
     """The lane with ``PIPELINE_SLOTS`` batches in flight on the sender's own event loop.
@@ -175,6 +181,7 @@ def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid
     flight together never exceed the sender's connection limit, so every claimed row is
     requested at once (a crash leaves no claimed row unrequested) while the database work of
     the next claim and of the last batch's results runs during the other batch's requests.
+    ``keeper`` renews the leases of the batches in flight while the lane waits for answers.
     """
     loop = _sender_loop()
     reports: list[BatchReport] = []
@@ -196,6 +203,7 @@ def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid
                     campaign, token, claimed = begun
                     pushes = [c.push for c in claimed]
                     future = asyncio.run_coroutine_threadsafe(provider.send_async(pushes), loop)
+                    keeper.hold(token)
                     inflight.append(_InFlight(campaign, token, claimed, report, future))
                 elif report.stop is None:
                     reports.append(report)  # every row of the batch was parked: claim on
@@ -204,9 +212,13 @@ def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid
                     claiming = False
             if not inflight:
                 break
-            done = inflight.popleft()
-            _finish(session, done.campaign, done.claimed, _push_results(done.future.result()), token=done.token,
-                    now=now, report=done.report, app=app)
+            done = inflight[0]
+            results = _push_results(keeper.wait(done.future))
+            inflight.popleft()
+            _finish(session, done.campaign, done.claimed, results, token=done.token, now=now, report=done.report,
+                    app=app)
+            keeper.release(done.token)
+            keeper.renew_due()  # the other batch's lease, if recording this one took a while
             if done.report is not ended:
                 reports.append(done.report)
             if done.report.stop in ("paused", "throttled"):
@@ -218,7 +230,7 @@ def _run_pipelined(session: Session, provider: FcmProvider, *, campaign_id: uuid
             session.rollback()
         for left in inflight:
             try:
-                _finish(session, left.campaign, left.claimed, _push_results(left.future.result()),
+                _finish(session, left.campaign, left.claimed, _push_results(keeper.wait(left.future)),
                         token=left.token, now=now, report=left.report, app=app)
             except Exception:  # their lease runs out and the reconciler makes them due again
                 session.rollback()
@@ -252,28 +264,27 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
 
 def _record(session: Session, campaign: Campaign | None, claimed: list[Claimed], results: list[PushResult], *,
             token: uuid.UUID, now: datetime | None, report: BatchReport, app: Flask) -> None:
-    """Write every result back in one statement; prune tokens, back off on 429, pause on auth failure."""
+    """Write every result back in one statement; prune tokens, back off on 429, pause on auth failure.
+
+    The write is fenced by the claim token: rows whose claim the reconciler took back (their
+    lane stopped renewing) are not written, and neither counted, nor pruned, nor given an
+    inbox entry here: their new claim does that, once. What concerns the whole project (a
+    429's wait, rejected credentials) is acted on whatever the rows' fate.
+    """
     at = now or utcnow()
     by_key = {r.key: r for r in results}
+    decided: list[tuple[Claimed, PushResult | None, Decision]] = []
     ids, statuses, mids, errs, next_at, refunds = [], [], [], [], [], []
-    sent: list[Claimed] = []
     auth_failure: PushResult | None = None
     quota_until: datetime | None = None
     for row in claimed:
         result = by_key.get(row.push.key)
-        outcome = result.outcome if result else Outcome.UNKNOWN
-        report.outcomes[outcome.value] = report.outcomes.get(outcome.value, 0) + 1
-        report.row_outcomes[row.id] = outcome.value
         decision = classify(result, attempts=row.attempts, at=at)
-        if outcome is Outcome.AUTH_ERROR:
+        decided.append((row, result, decision))
+        if result is not None and result.outcome is Outcome.AUTH_ERROR:
             auth_failure = auth_failure or result
-        if outcome in PRUNED:
-            prune_token(session, device_id=row.device_id, reason=outcome)
-        if decision.status == "sent":
-            sent.append(row)
         if decision.quota_until is not None:
             quota_until = max(filter(None, (quota_until, decision.quota_until)))
-        report.wake(decision.retry_at)
         for row_id in (row.id, *row.riders):  # a digest's rows share its answer
             ids.append(row_id)
             statuses.append(decision.status)
@@ -281,8 +292,24 @@ def _record(session: Session, campaign: Campaign | None, claimed: list[Claimed],
             errs.append("digest" if row_id != row.id and decision.status == "sent" else decision.error_code)
             next_at.append(decision.retry_at)
             refunds.append(decision.quota_until is not None)
-    session.execute(text(RECORD_SQL), {"ids": ids, "statuses": statuses, "mids": mids, "errs": errs,
-                                    "next_at": next_at, "refunds": refunds, "at": at, "token": str(token)})
+    recorded = set(session.execute(text(RECORD_SQL), {
+        "ids": ids, "statuses": statuses, "mids": mids, "errs": errs, "next_at": next_at, "refunds": refunds,
+        "at": at, "token": str(token)}).scalars())
+    sent: list[Claimed] = []
+    for row, result, decision in decided:
+        if row.id not in recorded:
+            report.stale += 1  # taken back by the reconciler: resent under a new claim
+            continue
+        outcome = result.outcome if result else Outcome.UNKNOWN
+        report.outcomes[outcome.value] = report.outcomes.get(outcome.value, 0) + 1
+        report.row_outcomes[row.id] = outcome.value
+        if outcome in PRUNED:
+            prune_token(session, device_id=row.device_id, reason=outcome)
+        if decision.status == "sent":
+            sent.append(row)
+        report.wake(decision.retry_at)
+    if report.stale:
+        log.warning("%d rows of claim %s were taken back before their answers were recorded", report.stale, token)
     report.sent = len(sent)
     if sent and campaign is not None:  # a transactional send wrote its inbox entries itself
         report.inbox_events = add_inbox_entries(session, campaign, sent, at)

@@ -1,7 +1,8 @@
 """The push ledger's statements: claim due rows, park or mark them, record outcomes.
 
 Written as SQL because each works on a whole batch in one round trip; ``engine``
-binds them. Every write after the claim is guarded by the batch's claim token. Both
+binds them. Every write after the claim (renewing its lease, recording its answers) is
+guarded by the batch's claim token. Both
 claims read, beside each row, what the send-time policy re-checks: the device as it is
 *now* (gone, token gone, another owner), the category preference and the quiet hours.
 """
@@ -67,6 +68,7 @@ SET status = v.status,
     error_code = v.err,
     claim_token = CASE WHEN v.status = 'sending' THEN CAST(:token AS uuid) END,
     claimed_at = CASE WHEN v.status = 'sending' THEN CAST(:now AS timestamptz) ELSE d.claimed_at END,
+    renewed_at = CASE WHEN v.status = 'sending' THEN NULL ELSE d.renewed_at END,
     attempts = d.attempts + CASE WHEN v.status = 'sending' THEN 1 ELSE 0 END
 FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:next_at AS timestamptz[]),
             CAST(:errs AS text[])) AS v(id, status, next_at, err)
@@ -86,17 +88,26 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:mids AS tex
             CAST(:next_at AS timestamptz[]), CAST(:refunds AS boolean[])) AS v(id, status, mid, err, next_at, refund)
 WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.claim_token = CAST(:token AS uuid)
   AND d.status = 'sending'
+RETURNING d.id
 """
 
-# A claim whose lease ran out belongs to a worker that died (or stalled) mid-send: its
-# requests may or may not have reached FCM. It is sent again, with the same collapse
-# identity, so a phone that got both shows one notification; after the attempt limit it
-# is left 'unknown'.
+# The lane's heartbeat: the rows it still holds (its claim tokens, still 'sending') keep
+# their lease while their requests are out. A claim the reconciler already took back has
+# lost its token, so renewing cannot resurrect it.
+RENEW_SQL = """
+UPDATE push_deliveries SET renewed_at = :now
+WHERE claim_token = ANY(CAST(:tokens AS uuid[])) AND status = 'sending'
+"""
+
+# A claim whose lease ran out (neither claimed nor renewed since the cutoff) belongs to a
+# lane that died or stopped renewing mid-send: its requests may or may not have reached FCM.
+# It is sent again, with the same collapse identity, so a phone that got both shows one
+# notification; after the attempt limit it is left 'unknown'.
 EXPIRE_LEASES_SQL = """
 UPDATE push_deliveries d
 SET status = CASE WHEN d.attempts >= :max_attempts THEN 'unknown'
                   WHEN EXISTS (SELECT 1 FROM campaigns c WHERE c.id = d.campaign_id AND c.status = 'cancelled')
                   THEN 'cancelled' ELSE 'pending' END,
     error_code = 'lease_expired', claim_token = NULL, next_attempt_at = :now
-WHERE d.status = 'sending' AND d.claimed_at < :cutoff
+WHERE d.status = 'sending' AND greatest(d.claimed_at, d.renewed_at) < :cutoff
 """

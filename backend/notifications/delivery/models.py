@@ -87,6 +87,9 @@ class PushDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claim_token: Mapped[uuid.UUID | None] = mapped_column()
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lane holding the claim renews its lease while it works (engine.LeaseKeeper); the
+    # reconciler expires a claim only when neither this nor claimed_at is recent.
+    renewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fcm_message_id: Mapped[str | None] = mapped_column(Text)

@@ -4,8 +4,8 @@ Runs every 15 s (jobs/periodic.py). Redis holds only *hints* (scheduled dispatch
 queued lanes, the quota backoff); if they vanish (a flush, a lost enqueue, a killed
 worker) this finds the work again, for campaigns and transactional sends alike: due rows
 get a dispatch now, rows due before the next run get a dispatch at their instant,
-'sending' claims whose lease ran out are made due again (resent with the same collapse
-identity), and campaigns with nothing left are completed.
+'sending' claims whose lease ran out (their lane stopped renewing it) are made due again
+(resent with the same collapse identity), and campaigns with nothing left are completed.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import redis
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -21,12 +22,13 @@ from backend.common.db import utcnow
 from backend.common.jobs import enqueue_after_commit, redis_client
 from backend.notifications.delivery import lanes
 from backend.notifications.delivery.dispatch import origin_of, schedule_dispatch
+from backend.notifications.delivery.leases import DEFAULT_LEASE, lease_of
 from backend.notifications.delivery.ledger import EXPIRE_LEASES_SQL
 from backend.notifications.delivery.outcomes import MAX_ATTEMPTS
 from backend.webhooks.services import emit
 
 RECONCILE_EVERY = timedelta(seconds=15)
-LEASE = timedelta(seconds=45)  # see engine.LEASE
+LEASE = DEFAULT_LEASE  # PUSH_LEASE_S's default; see leases.py
 # Dispatches are scheduled precisely for rows due before the run after next.
 LOOKAHEAD = RECONCILE_EVERY + timedelta(seconds=10)
 # A campaign left 'scheduled' this long after launch lost its materialize job.
@@ -52,9 +54,13 @@ class ReconcileReport:
 
 
 def reconcile(session: Session, *, lease_s: float | None = None, now: datetime | None = None) -> ReconcileReport:
-    """One pass over every origin; commits once (dispatches leave after the commit)."""
+    """One pass over every origin; commits once (dispatches leave after the commit).
+
+    A 'sending' claim neither made nor renewed within the lease (``lease_s``, default
+    ``PUSH_LEASE_S``) belongs to a lane that stopped: its rows are made due again.
+    """
     now = now or utcnow()
-    lease = timedelta(seconds=lease_s) if lease_s is not None else LEASE
+    lease = timedelta(seconds=lease_s) if lease_s is not None else lease_of(current_app)
     report = ReconcileReport()
     connection = redis_client()
     report.resent = session.execute(text(EXPIRE_LEASES_SQL), {
