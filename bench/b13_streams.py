@@ -60,13 +60,17 @@ def raise_fd_limit(streams: int) -> int:
 
 
 def prepare(env: dict[str, str], count: int) -> list[tuple[str, str]]:
-    """Migrate, then make ``count`` users with one session each: [(user id, access token)]."""
+    """Migrate, then make ``count`` users with one session each: [(user id, access token)].
+
+    In bulk: one ``INSERT ... SELECT generate_series`` for the users, one for their sessions, and
+    the access tokens signed in this process (what a sign-in returns, without its 10,000 commits);
+    the stream server checks each session against these rows exactly as after a real sign-in.
+    """
     from flask_migrate import upgrade
-    from sqlalchemy import insert
+    from sqlalchemy import text
 
     from backend.app import create_app
-    from backend.auth.models import User
-    from backend.auth.sessions import start_session
+    from backend.auth.tokens import issue_access_token
     from backend.common.db import utcnow
     from backend.config import load_config
     from backend.extensions import db
@@ -75,15 +79,19 @@ def prepare(env: dict[str, str], count: int) -> list[tuple[str, str]]:
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         now = utcnow()
-        ids = [uuid.uuid4() for _ in range(count)]
-        db.session.execute(insert(User), [
-            {"id": i, "email": f"b13-{n}@example.test", "email_verified_at": now, "role": "user", "status": "active"}
-            for n, i in enumerate(ids)])
+        db.session.execute(text(
+            "INSERT INTO users (id, email, email_verified_at, role, status, last_active_at) "
+            "SELECT gen_random_uuid(), 'b13-' || n || '@example.test', :now, 'user', 'active', :now "
+            "FROM generate_series(1, :count) AS n"), {"now": now, "count": count})
+        rows = db.session.execute(text(
+            "INSERT INTO sessions (id, user_id, device_name, platform, ip, user_agent, created_at, last_used_at, "
+            "expires_at) SELECT gen_random_uuid(), u.id, 'b13', 'ios', '127.0.0.1', 'b13', :now, :now, "
+            ":now + make_interval(secs => :ttl) FROM users u WHERE u.email LIKE 'b13-%' "
+            "RETURNING user_id, id"), {"now": now, "ttl": app.config["REFRESH_TOKEN_TTL_S"]}).all()
         db.session.commit()
-        holders = []
-        for user in db.session.query(User).filter(User.id.in_(ids)):
-            body = start_session(user=user, device_name="b13", platform="ios", ip="127.0.0.1", user_agent="b13")
-            holders.append((str(user.id), body["access_token"]))
+        holders = [(str(user_id), issue_access_token(user_id=user_id, session_id=session_id, role="user",
+                                                     token_version=0, issued_at=now, jti=uuid.uuid4()))
+                   for user_id, session_id in rows]
         db.session.remove()
         db.engine.dispose()
     return holders
