@@ -4,6 +4,7 @@ The stack is tests/load/stack.py (nginx → gunicorn with the production config,
 worker, the scheduler, the fake FCM server answering after 40 ms); locust drives phones
 from their own loopback addresses (tests/load/locustfile.py). Phases, one after another:
 
+0. warm-up: 20 s of the same phones, not recorded (fresh workers open connections, fill caches);
 1. idle: the 50 phones of the later phases alone: the per-endpoint p99 they are judged against;
 2. mixed: phones reading, sending events, registering devices, refreshing, people signing
    in, photo uploads, plus racing refreshes, ≥ 3 min: zero 5xx, p50/p95/p99 per endpoint;
@@ -128,6 +129,8 @@ def main() -> int:
                     "refresh-storm": lambda: stack.run("refresh-storm", seconds=seconds, accounts=phones,
                                                        users={"Phone": PHONES, "RefreshStorm": 100}),
                 }
+                # Fresh gunicorn workers pay for their first requests (connections, caches): not idle's p99.
+                stack.run("warm-up", seconds=20, users={"Phone": PHONES}, accounts=phones)
                 for name in wanted:
                     if name == "campaign":
                         launched = time.monotonic()

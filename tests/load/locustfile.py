@@ -63,8 +63,12 @@ def _judge(response: Any, *, expected: tuple[int, ...] = (200,), false_logout: b
         response.failure(f"5xx {status}")
     elif status == 401 and false_logout:
         response.failure("false logout")
-    elif status == 429:
-        response.failure("429")
+    elif status == 429:  # which limit answered: hashing_busy, too_many_attempts, rate_limited...
+        try:
+            code = response.json()["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = "?"
+        response.failure(f"429 {code}")
     else:
         response.failure(f"unexpected {status}")
 
@@ -96,6 +100,7 @@ class _Signed(HttpUser):
             _judge(response)
             if response.status_code == 200:
                 self.tokens = response.json()
+            self.retry_after = float(response.headers.get("Retry-After") or 0) if response.status_code == 429 else 0
 
     @property
     def bearer(self) -> dict[str, str]:
@@ -211,7 +216,11 @@ class Uploader(_Signed):
 
 
 class LoginStorm(_Signed):
-    """Sign-in after sign-in, as after an outage or a forced logout of many phones."""
+    """Sign-in after sign-in, as after an outage or a forced logout of many phones.
+
+    Each app signs in again at once, but waits as long as a 429's Retry-After says, as
+    the apps do (a client that ignores it meets nginx's per-address limit instead).
+    """
 
     fixed_count = _fixed("loginstorm")
     wait_time = constant(0)
@@ -224,6 +233,8 @@ class LoginStorm(_Signed):
     def login_again(self) -> None:
         self.email = _ACCOUNTS[next(_accounts) % len(_ACCOUNTS)]
         self.sign_in()
+        if self.retry_after:
+            gevent.sleep(self.retry_after)
 
 
 class RefreshStorm(_Signed):
