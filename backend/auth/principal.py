@@ -16,6 +16,7 @@ Cache and Redis policy (decided here, tested in tests/auth/test_principal.py):
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -31,7 +32,7 @@ from backend.auth.tokens import decode_access_token
 from backend.common.access import Principal
 from backend.common.errors import ServiceUnavailable, Unauthorized
 from backend.common.jobs import redis_client
-from backend.common.ratelimit import count_user_request, enforce_user_count, queue_user_count
+from backend.common.ratelimit import count_user_request, enforce_user_count, user_count_key
 from backend.extensions import db
 
 log = logging.getLogger(__name__)
@@ -110,28 +111,49 @@ def _state_of(user: User, revoked_reason: str | None, revoked_at: Any) -> tuple[
     return user_state, {"revoked": (revoked_reason or "signed_out") if revoked_at else None}
 
 
+# One command per signed-in request: the cached user and session state, the cached
+# profile (GET /v1/me then needs no other I/O) and, when counted, this request's per-user
+# rate-limit count, whose window key gets its expiry when created. A pipeline of MGET,
+# INCR and EXPIRE cost three commands to pack and three replies to parse for the same trip.
+_STATE_LUA = """
+local found = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+if #KEYS > 3 then
+  local count = redis.call('INCR', KEYS[4])
+  if count == 1 then redis.call('EXPIRE', KEYS[4], ARGV[1]) end
+  found[4] = count
+end
+return found
+"""
+
+
+@functools.lru_cache(maxsize=16)  # one per Redis client (an app has one; tests build many)
+def _state_script(client: redis.Redis) -> Any:
+    return client.register_script(_STATE_LUA)
+
+
 def current_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None, dict | None]:
     """(user state, session state): from Redis when cached, else PostgreSQL (then cached).
 
-    The request is counted against its user's rate limit in the same round trip (429 when over).
+    The request is counted against its user's rate limit in the same command (429 when over).
     """
     ttl = current_app.config["AUTH_STATE_CACHE_TTL_S"]
     if ttl <= 0:
         count_user_request(user_id)
         return _load_state(user_id, session_id)
     client = redis_client()
+    counter = user_count_key(user_id)
+    keys = [user_key(user_id), session_key(session_id), me_key(user_id)]
     try:
-        # The profile rides along in the same round trip: GET /v1/me then needs no other I/O.
-        pipe = client.pipeline(transaction=False)
-        pipe.mget(user_key(user_id), session_key(session_id), me_key(user_id))
-        counted = queue_user_count(pipe, user_id)
-        results = pipe.execute()
+        if counter is None:
+            results = _state_script(client)(keys=keys)
+        else:
+            results = _state_script(client)(keys=[*keys, counter[0]], args=[counter[1]])
     except redis.RedisError as exc:
         log.warning("auth state cache unreachable, reading PostgreSQL: %s", exc)
         return _load_state(user_id, session_id)
-    cached_user, cached_session, g.cached_profile = results[0]
-    if counted:
-        enforce_user_count(int(results[1]))
+    cached_user, cached_session, g.cached_profile = results[:3]
+    if counter is not None:
+        enforce_user_count(int(results[3]))
     if cached_user is not None and cached_session is not None:
         return json.loads(cached_user), json.loads(cached_session)
     user_state, session_state = _load_state(user_id, session_id)

@@ -216,7 +216,7 @@ class Me(MethodView):
     @me_blp.response(200, MeReadSchema)
     def get(self):
         """Read my profile"""
-        return profile.get_profile(user_id=current_principal().user_id)
+        return profile.profile_response(user_id=current_principal().user_id)
 
     @require()
     @me_blp.arguments(MeUpdateSchema)

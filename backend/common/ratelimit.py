@@ -10,8 +10,8 @@ Who is counted where (OWASP API4, unrestricted resource consumption):
   not counted per address (a carrier NAT puts thousands of phones behind one address);
   it counts against its user's own limit (``RATELIMIT_PER_USER``) instead. Every
   signed-in request counts there, reads and writes alike.
-- The per-user count rides in the Redis round trip in which the principal loader reads
-  the session state (``queue_user_count`` / ``enforce_user_count``), so the hottest path
+- The per-user count rides in the Redis command with which the principal loader reads
+  the session state (``user_count_key`` / ``enforce_user_count``), so the hottest path
   (GET /v1/me) still pays one round trip. Verifying the token here costs a dictionary
   lookup after a worker's first sight of it (the auth domain memoizes verified tokens).
 
@@ -146,18 +146,27 @@ def _window_start(window_s: int, now: float) -> int:
     return int(now // window_s) * window_s
 
 
-def queue_user_count(pipe: Any, user_id: Any) -> bool:
-    """Add this request's per-user count to a Redis pipeline the caller runs anyway (fixed window).
+def user_count_key(user_id: Any) -> tuple[str, int] | None:
+    """(key, expiry seconds) of this request's per-user counter (fixed window), or None when not counted.
 
-    Returns whether anything was queued: two results (count, expire) follow the caller's own.
     Only API requests count (not, say, the stream server verifying a token under an app context).
     """
     limit = user_limit() if has_request_context() else None
     if limit is None:
+        return None
+    return f"groundwork:rl:user:{user_id}:{_window_start(limit[1], time.time())}", limit[1] + 1
+
+
+def queue_user_count(pipe: Any, user_id: Any) -> bool:
+    """Add this request's per-user count to a Redis pipeline the caller runs anyway.
+
+    Returns whether anything was queued: two results (count, expire) follow the caller's own.
+    """
+    counter = user_count_key(user_id)
+    if counter is None:
         return False
-    key = f"groundwork:rl:user:{user_id}:{_window_start(limit[1], time.time())}"
-    pipe.incr(key)
-    pipe.expire(key, limit[1] + 1)
+    pipe.incr(counter[0])
+    pipe.expire(*counter)
     return True
 
 
