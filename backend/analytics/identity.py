@@ -84,20 +84,24 @@ def upsert_person(session: Session, *, person_id: uuid.UUID, is_user: bool, firs
          "set": json.dumps(set_properties or {}), "once": json.dumps(set_once or {})})
 
 
+# Record an install's batch (shared with the write path's single statement).
+INSTALL_UPSERT = (
+    "INSERT INTO analytics_installs (install_id, anonymous_person_id, user_id, platform, app_version, "
+    "ip_prefix, first_seen_at, last_seen_at, joined_at) "
+    "VALUES (:install, :anon, :user, :platform, :version, :ip, :now, :now, "
+    "CASE WHEN CAST(:user AS uuid) IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END) "
+    "ON CONFLICT (install_id) DO UPDATE SET "
+    "user_id = coalesce(excluded.user_id, analytics_installs.user_id), "
+    "joined_at = coalesce(analytics_installs.joined_at, excluded.joined_at), "
+    "platform = coalesce(excluded.platform, analytics_installs.platform), "
+    "app_version = coalesce(excluded.app_version, analytics_installs.app_version), "
+    "ip_prefix = coalesce(excluded.ip_prefix, analytics_installs.ip_prefix), "
+    "last_seen_at = greatest(analytics_installs.last_seen_at, excluded.last_seen_at)")
+
+
 def upsert_install(session: Session, *, install_id: str, user_id: uuid.UUID | None, platform: str | None,
                    app_version: str | None, ip_prefix: str | None, now: datetime) -> None:
     """Record that the install sent events now (a signed-in batch ties it to its user)."""
-    session.execute(text(
-        "INSERT INTO analytics_installs (install_id, anonymous_person_id, user_id, platform, app_version, "
-        "ip_prefix, first_seen_at, last_seen_at, joined_at) "
-        "VALUES (:install, :anon, :user, :platform, :version, :ip, :now, :now, "
-        "CASE WHEN CAST(:user AS uuid) IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END) "
-        "ON CONFLICT (install_id) DO UPDATE SET "
-        "user_id = coalesce(excluded.user_id, analytics_installs.user_id), "
-        "joined_at = coalesce(analytics_installs.joined_at, excluded.joined_at), "
-        "platform = coalesce(excluded.platform, analytics_installs.platform), "
-        "app_version = coalesce(excluded.app_version, analytics_installs.app_version), "
-        "ip_prefix = coalesce(excluded.ip_prefix, analytics_installs.ip_prefix), "
-        "last_seen_at = greatest(analytics_installs.last_seen_at, excluded.last_seen_at)"),
-        {"install": install_id, "anon": anonymous_person_id(install_id), "user": user_id, "platform": platform,
-         "version": app_version, "ip": ip_prefix, "now": now})
+    session.execute(text(INSTALL_UPSERT), {
+        "install": install_id, "anon": anonymous_person_id(install_id), "user": user_id, "platform": platform,
+        "version": app_version, "ip": ip_prefix, "now": now})

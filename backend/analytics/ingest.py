@@ -2,9 +2,13 @@
 
 Invariant: every event counted in ``accepted`` is committed in ``analytics_events`` (and
 its day roll-up) when the answer leaves; nothing waits in Redis or in a worker. One
-statement does the work: the batch's columns are unnested, the client event IDs are
-claimed in ``analytics_event_ids`` (``ON CONFLICT DO NOTHING``), and only the claimed
-rows are inserted and rolled up, so a retried batch counts once.
+statement does the work: the install is recorded, the batch's columns are unnested, the
+client event IDs are claimed in ``analytics_event_ids`` (``ON CONFLICT DO NOTHING``), and
+only the claimed rows are inserted and rolled up, so a retried batch counts once.
+
+An anonymous batch (the common case) sends that one statement on a connection in
+autocommit: one round trip, atomic, committed when it returns. A signed-in batch first
+moves the install's anonymous history onto the user, so it runs in a transaction.
 """
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from backend.analytics import identity, partitions
 from backend.analytics.batches import CheckedBatch, Limits, check_batch, encode_properties
@@ -24,14 +28,17 @@ from backend.common.errors import ValidationFailed
 from backend.operations.metrics import ANALYTICS_EVENTS_INGESTED
 
 _WRITE = text("""
-WITH batch AS (
+WITH install AS (
+    """ + identity.INSTALL_UPSERT + """
+    RETURNING 1 AS recorded
+), batch AS (
     SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:times AS timestamptz[]), CAST(:names AS text[]),
                          CAST(:sessions AS text[]), CAST(:platforms AS text[]), CAST(:versions AS text[]),
                          CAST(:props AS jsonb[]))
         AS b(event_id, occurred_at, name, session_id, platform, app_version, properties)
 ), claimed AS (
     INSERT INTO analytics_event_ids (event_id, received_at)
-    SELECT event_id, :now FROM batch ORDER BY event_id
+    SELECT event_id, :now FROM batch, install ORDER BY event_id  -- the install row is locked first
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 ), stored AS (
@@ -56,7 +63,7 @@ WITH batch AS (
     """ + identity.PERSON_CONFLICT + """
 )
 SELECT count(*) AS stored FROM stored
-""")  # noqa: S608 - PERSON_CONFLICT is a constant
+""")  # noqa: S608 - INSTALL_UPSERT and PERSON_CONFLICT are constants
 
 
 @dataclass(frozen=True)
@@ -93,13 +100,24 @@ class _MissingPartition(Exception):
     """A row fell in a month whose partition the process believed existed."""
 
 
-def _write(session: Session, checked: CheckedBatch, *, person_id: uuid.UUID, user_id: uuid.UUID | None,
-           install_id: str, now: datetime, set_properties: dict[str, Any], set_once: dict[str, Any]) -> int:
+def _autocommit(session: Session) -> bool:
+    """Put the session's next connection in autocommit; False where it cannot (it joins a caller's transaction)."""
+    current = session() if isinstance(session, scoped_session) else session
+    if current.in_transaction() or not isinstance(current.get_bind(), Engine):
+        return False
+    current.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
+def _write(session: Session, checked: CheckedBatch, *, batch: Batch, person_id: uuid.UUID,
+           user_id: uuid.UUID | None, ip_prefix: str | None, now: datetime) -> int:
     partitions.ensure_months(session, {date(int(t[:4]), int(t[5:7]), 1) for t in checked.times})
     params = {"ids": checked.event_ids, "times": checked.times, "names": checked.names,
               "sessions": checked.session_ids, "platforms": checked.platforms, "versions": checked.app_versions,
-              "props": checked.properties, "person": person_id, "user": user_id, "install": install_id, "now": now,
-              "is_user": user_id is not None, "set": json.dumps(set_properties), "once": json.dumps(set_once)}
+              "props": checked.properties, "person": person_id, "user": user_id, "install": batch.install_id,
+              "now": now, "is_user": user_id is not None, "set": json.dumps(batch.set_properties),
+              "once": json.dumps(batch.set_once), "anon": identity.anonymous_person_id(batch.install_id),
+              "platform": batch.platform, "version": batch.app_version, "ip": ip_prefix}
     try:
         return session.execute(_WRITE, params).scalar_one()
     except IntegrityError as exc:
@@ -131,14 +149,18 @@ def _ingest(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client
     checked = check_batch(batch.events, sent_at=batch.sent_at, received_at=now, limits=limits,
                           platform=batch.platform, app_version=batch.app_version)
     person_id = user_id if user_id is not None else identity.anonymous_person_id(batch.install_id)
+    ip_prefix = identity.truncate_ip(client_ip)
     if user_id is not None:
         identity.join_install(session, install_id=batch.install_id, user_id=user_id)
-    identity.upsert_install(session, install_id=batch.install_id, user_id=user_id, platform=batch.platform,
-                            app_version=batch.app_version, ip_prefix=identity.truncate_ip(client_ip), now=now)
     stored = 0
     if checked.event_ids:
-        stored = _write(session, checked, person_id=person_id, user_id=user_id, install_id=batch.install_id,
-                        now=now, set_properties=batch.set_properties, set_once=batch.set_once)
+        if user_id is None:
+            _autocommit(session)
+        stored = _write(session, checked, batch=batch, person_id=person_id, user_id=user_id, ip_prefix=ip_prefix,
+                        now=now)
+    else:
+        identity.upsert_install(session, install_id=batch.install_id, user_id=user_id, platform=batch.platform,
+                                app_version=batch.app_version, ip_prefix=ip_prefix, now=now)
     if not stored and (batch.set_properties or batch.set_once):
         identity.upsert_person(session, person_id=person_id, is_user=user_id is not None, first_seen_at=now,
                                last_seen_at=now, set_properties=batch.set_properties, set_once=batch.set_once)
