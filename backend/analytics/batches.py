@@ -25,9 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PLATFORMS = ("ios", "android", "web", "other")
-NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
-SHORT_TEXT = re.compile(r"^[^\x00-\x1f\x7f]+$")
+NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}\Z")  # \Z: "$" would pass a final newline
+SHORT_TEXT = re.compile(r"^[^\x00-\x1f\x7f]+\Z")
 MAX_SHORT_TEXT = {"session_id": 128, "app_version": 64}
+# The form clients send (any case); other spellings uuid.UUID accepts take the slow path.
+_HYPHENATED_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+# One encoder for every event (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class EventRefused(Exception):
 def encode_properties(properties: dict[str, Any]) -> str | None:
     """The properties as compact JSON PostgreSQL's jsonb accepts (None: NUL or a non-finite number)."""
     try:
-        encoded = json.dumps(properties, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        encoded = _ENCODE(properties)
     except ValueError:
         return None
     return None if "\\u0000" in encoded else encoded
@@ -103,14 +107,21 @@ def _text(event: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _event_id(value: Any) -> str:
+    """The client's event UUID in canonical form."""
+    if isinstance(value, str) and _HYPHENATED_UUID.match(value):
+        return value.lower()
+    try:
+        return str(uuid.UUID(value))
+    except (TypeError, ValueError, AttributeError):
+        raise EventRefused("invalid_event_id", "event_id is a UUID chosen by the client.") from None
+
+
 def _check_one(event: Any, *, sent_at: datetime | None, received_at: datetime, limits: Limits,
                defaults: dict[str, str | None]) -> tuple[str, datetime, bool, tuple]:
     if not isinstance(event, dict):
         raise EventRefused("invalid_event", "Each event is a JSON object.")
-    try:
-        event_id = str(uuid.UUID(event["event_id"]))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise EventRefused("invalid_event_id", "event_id is a UUID chosen by the client.") from None
+    event_id = _event_id(event.get("event_id"))
     name = event.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise EventRefused("invalid_name", "name is 1-200 characters without control characters.")
@@ -128,7 +139,7 @@ def _check_one(event: Any, *, sent_at: datetime | None, received_at: datetime, l
     encoded = encode_properties(properties)
     if encoded is None:
         raise EventRefused("invalid_properties", "properties cannot hold NUL characters or non-finite numbers.")
-    if len(encoded.encode()) > limits.max_properties_bytes:
+    if len(encoded) * 4 > limits.max_properties_bytes and len(encoded.encode()) > limits.max_properties_bytes:
         raise EventRefused("properties_too_large",
                            f"properties take more than {limits.max_properties_bytes} bytes as JSON.")
     platform = event.get("platform", defaults["platform"])

@@ -30,7 +30,7 @@ class EventBatchCreateSchema(Schema):
                                    metadata={"description": "client clock when sending: corrects clock skew"})
     platform = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(PLATFORMS))
     app_version = fields.String(load_default=None, allow_none=True,
-                                validate=[validate.Length(min=1, max=64), validate.Regexp(r"^[^\x00-\x1f\x7f]+$")])
+                                validate=[validate.Length(min=1, max=64), validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z")])
     user_properties = fields.Nested(UserPropertiesSchema, load_default=None, allow_none=True)
     # Items stay raw here: each is checked on its own so one bad event refuses only itself.
     events = fields.List(fields.Raw(metadata={"description": "an event"}), required=True,

@@ -175,3 +175,13 @@ def test_ingest_counts_stored_events_for_the_dashboard(client, send):
     assert send(batch).status_code == 200
     assert send(batch).status_code == 200  # a retried batch stores nothing new and counts nothing
     assert ingested() == before + 2
+
+
+def test_ingest_a_final_newline_is_a_control_character_too(send):
+    given = str(uuid.uuid4())
+    response = send([{"event_id": given + "\n", "name": "x"}, event("line\n"), event("ok", session_id="s-1\n"),
+                     event("fine")])
+    body = response.get_json()
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (0, "invalid_event_id"), (1, "invalid_name"), (2, "invalid_session_id")]
+    assert [r["name"] for r in stored()] == ["fine"]
