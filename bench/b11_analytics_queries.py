@@ -220,6 +220,7 @@ def _plan_summary(sql: str, params: dict[str, Any]) -> tuple[list[str], list[str
 
 
 def main() -> int:
+    load_at_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     if not KEEP:
         timings = build_database()
         print(f"generated in {timings}", flush=True)
@@ -275,7 +276,8 @@ def main() -> int:
     body = "\n".join([
         f"Data: {events:,} events in {months} month partitions, {persons:,} persons, {user_days:,} user-days "
         f"over {DAYS} days (B11_EVENTS={EVENTS}, B11_PERSONS={PERSONS}). Ratio = baseline time / Groundwork "
-        "warm time (higher is better). Cold = first run in a fresh connection after the load (caches not dropped).",
+        "warm time (higher is better). Cold = first run in a fresh connection after the load (caches not dropped). "
+        f"Load average at start {load_at_start} (1/5/15 min).",
         "", table_header(), *rows, "", "Plans:", *notes])
     write_results(Path(__file__).resolve().parent / "RESULTS-b11.md", "B11: analytics queries", body)
     return 0
