@@ -1,7 +1,7 @@
 """CPU per request of ``POST /v1/analytics/events`` (50 events), in-process, with an optional cProfile.
 
 Like bench/profile_me.py: the app is driven through its WSGI callable with a prepared
-environ (production config, rate limits on but high), each request a fresh batch of 50
+environ (production config, rate limits off as in B8 unless ``--limits``), each request a fresh batch of 50
 events shaped like B8's. ``time.process_time()`` over N requests is this process's CPU
 per request; PostgreSQL's own CPU is not in it (its round trip shows in the wall time).
 
@@ -33,12 +33,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="cProfile the timed requests")
     parser.add_argument("-n", type=int, default=400, help="requests to time")
+    parser.add_argument("--limits", action="store_true", help="rate limits on (high), as production_env sets them")
     args = parser.parse_args()
     services = discover()
     try:
         with tempfile.TemporaryDirectory() as run_dir:
             os.environ.update(production_env(services.create_database(), services.redis_url, Path(run_dir)))
             os.environ["LOG_LEVEL"] = "WARNING"
+            if not args.limits:
+                os.environ["RATELIMIT_ENABLED"] = "false"
             from backend.app import create_app
 
             app = create_app({})

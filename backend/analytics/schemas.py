@@ -1,7 +1,7 @@
 """Request and response shapes of the analytics API."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, utils, validate
 
 from backend.analytics.batches import PLATFORMS
 
@@ -10,6 +10,15 @@ INSTALL_ID = r"^[A-Za-z0-9._:-]{8,128}$"  # the same alphabet as a push device's
 
 EVENT_SHAPE = ("events, each {event_id (client UUID, the same on retry), name (1-200 characters), timestamp "
                "(ISO 8601 with offset), properties (object), session_id, platform, app_version}")
+
+
+class RawItems(fields.List):
+    """A list whose items are kept as sent (each event is checked on its own later), without a per-item pass."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # noqa: ANN001, ANN202 - marshmallow's signature
+        if not utils.is_collection(value):
+            raise self.make_error("invalid")
+        return list(value)
 
 
 class UserPropertiesSchema(Schema):
@@ -33,7 +42,7 @@ class EventBatchCreateSchema(Schema):
                                 validate=[validate.Length(min=1, max=64), validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z")])
     user_properties = fields.Nested(UserPropertiesSchema, load_default=None, allow_none=True)
     # Items stay raw here: each is checked on its own so one bad event refuses only itself.
-    events = fields.List(fields.Raw(metadata={"description": "an event"}), required=True,
+    events = RawItems(fields.Raw(metadata={"description": "an event"}), required=True,
                          validate=validate.Length(min=1),
                          metadata={"description": EVENT_SHAPE})
 
