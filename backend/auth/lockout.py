@@ -14,7 +14,9 @@ Accounts appear in Redis only as SHA-256 digests.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+from typing import Any
 
 import redis
 from flask import current_app
@@ -46,6 +48,14 @@ for i = 0, scopes - 1 do
 end
 return math.floor(locked)
 """
+
+
+
+@functools.lru_cache(maxsize=16)  # one per Redis client (an app has one; tests build many)
+def _script(client: redis.Redis) -> Any:
+    """The script by its SHA (EVALSHA), not its text sent with every attempt; loaded again if Redis forgot it."""
+    return client.register_script(_SCRIPT)
+
 
 # Which settings limit each kind of attempt: (per account, per client address).
 _LIMITS = {
@@ -86,8 +96,8 @@ def guard(*, kind: str, account: str | None = None, ip: str | None = None) -> No
         return
     window_ms = config["AUTH_LOCKOUT_WINDOW_S"] * 1000
     try:
-        locked_ms = redis_client().eval(_SCRIPT, len(keys), *keys, window_ms,
-                                        config["AUTH_LOCKOUT_MAX_S"] * 1000, *limits)
+        client = redis_client()
+        locked_ms = _script(client)(keys=keys, args=[window_ms, config["AUTH_LOCKOUT_MAX_S"] * 1000, *limits])
     except redis.RedisError as exc:
         raise ServiceUnavailable("Sign-in is temporarily unavailable; retry shortly.",
                                  code="auth_unavailable") from exc
