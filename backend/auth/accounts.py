@@ -7,11 +7,12 @@ answer and timing match. Attempt limits run before any hash.
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.auth import hash_admission, lockout
@@ -119,14 +120,28 @@ def verify_email(*, token: str, ip: str | None, claimant_id: Any = None) -> dict
     return {"status": "verified", "message": "Your email address is confirmed; you can sign in."}
 
 
+@functools.cache
+def _sign_in_query() -> Select:
+    """The account by address, and whether it needs a second factor: one query (built once)."""
+    from backend.auth.factors.totp import requires_totp  # imported here to keep the modules decoupled
+
+    return select(User, requires_totp(User.id)).where(User.email == bindparam("email"))
+
+
 def authenticate(*, email: str, password: str, ip: str | None, kind: str = "login") -> User:
     """The account for these credentials (limits first, then one hash either way), or 401.
 
     A hashing slot is taken first: a busy server's 429 uses up none of the account's attempts.
     """
+    return check_credentials(email=email, password=password, ip=ip, kind=kind)[0]
+
+
+def check_credentials(*, email: str, password: str, ip: str | None, kind: str = "login") -> tuple[User, bool]:
+    """``authenticate``, and whether signing in as the account needs a second factor (TOTP)."""
     with hash_admission.slot():
         lockout.guard(kind=kind, account=email, ip=ip)
-        user = find_by_email(email)
+        user, needs_totp = db.session.execute(_sign_in_query(), {"email": email.strip().lower()}).first() or (
+            None, False)
         if not verify_password(user.password_hash if user else None, password) or user is None:
             raise Unauthorized("The email or password is not correct.", code="invalid_credentials")
     lockout.succeeded(kind=kind, account=email)
@@ -134,7 +149,7 @@ def authenticate(*, email: str, password: str, ip: str | None, kind: str = "logi
         raise Forbidden("This account is suspended.", code="account_suspended")
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)  # parameters changed since: upgrade now
-    return user
+    return user, needs_totp
 
 
 def login(*, email: str, password: str, device_name: str | None, platform: str | None, ip: str | None,
@@ -142,7 +157,7 @@ def login(*, email: str, password: str, device_name: str | None, platform: str |
     """Password sign-in: a session's tokens, or a two-factor challenge."""
     from backend.auth.factors import totp  # imported here to keep the modules decoupled
 
-    user = authenticate(email=email, password=password, ip=ip)
+    user, needs_totp = check_credentials(email=email, password=password, ip=ip)
     if current_app.config["AUTH_REQUIRE_VERIFIED_EMAIL"] and user.email_verified_at is None:
         db.session.commit()  # keep a rehash
         raise Forbidden("Confirm your email address first; we can send the link again.", code="email_not_verified")
@@ -153,7 +168,7 @@ def login(*, email: str, password: str, device_name: str | None, platform: str |
         forget_state(users=[user.id], strict=False)
     # Usually nothing changed: no commit here, so the user row is not expired and read
     # again; the session below is written in the transaction this sign-in already has.
-    if totp.user_requires_totp(user):
+    if needs_totp:
         return totp.create_mfa_challenge(user=user, device_name=device_name, platform=platform, ip=ip,
                                          user_agent=user_agent)
     return start_session(user=user, device_name=device_name, platform=platform, ip=ip, user_agent=user_agent)

@@ -19,11 +19,12 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.auth.models import RefreshToken, Session, User
 from backend.auth.principal import forget_state, session_ended
@@ -51,12 +52,13 @@ def public_user(user: User) -> dict[str, Any]:
     }
 
 
-def _token_body(user: User, session: Session, refresh: RefreshToken, raw_refresh: str) -> dict[str, Any]:
-    access = issue_access_token(user_id=user.id, session_id=session.id, role=user.role,
-                                token_version=user.token_version, issued_at=refresh.created_at, jti=refresh.id)
+def _token_body(user: User, session_id: uuid.UUID, refresh_id: uuid.UUID, issued_at: datetime,
+                raw_refresh: str) -> dict[str, Any]:
+    access = issue_access_token(user_id=user.id, session_id=session_id, role=user.role,
+                                token_version=user.token_version, issued_at=issued_at, jti=refresh_id)
     return {
         "access_token": access, "refresh_token": raw_refresh, "token_type": "Bearer",
-        "expires_in": current_app.config["ACCESS_TOKEN_TTL_S"], "session_id": str(session.id),
+        "expires_in": current_app.config["ACCESS_TOKEN_TTL_S"], "session_id": str(session_id),
         "user": public_user(user),
     }
 
@@ -65,21 +67,38 @@ def _truncate(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
 
+# A sign-in's writes in one statement (one round trip, no unit of work): the session, its
+# first refresh token (the foreign key is checked at the end of the statement, when the
+# session row exists) and the user's last activity.
+_sessions, _refresh_tokens, _users = Session.__table__, RefreshToken.__table__, User.__table__
+_OPEN_SESSION = (
+    update(_users).where(_users.c.id == bindparam("user_id")).values(last_active_at=bindparam("now"))
+    .add_cte(insert(_sessions).values(
+        id=bindparam("session_id"), user_id=bindparam("user_id"), device_name=bindparam("device_name"),
+        platform=bindparam("platform"), ip=bindparam("ip"), user_agent=bindparam("user_agent"),
+        created_at=bindparam("now"), last_used_at=bindparam("now"), expires_at=bindparam("expires_at"),
+    ).cte("new_session"))
+    .add_cte(insert(_refresh_tokens).values(
+        id=bindparam("refresh_id"), session_id=bindparam("session_id"), token_hash=bindparam("token_hash"),
+        created_at=bindparam("now"),
+    ).cte("new_refresh_token"))
+)
+
+
 def start_session(*, user: User, device_name: str | None, platform: str | None, ip: str | None,
                   user_agent: str | None) -> dict[str, Any]:
     """Open a session for ``user`` and return the token response body (commits)."""
     now = utcnow()
-    session = Session(id=uuid.uuid4(), user_id=user.id, device_name=_truncate(device_name, 100),
-                      platform=_truncate(platform, 20), ip=_truncate(ip, 45), user_agent=_truncate(user_agent, 300),
-                      created_at=now, last_used_at=now,
-                      expires_at=now + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL_S"]))
-    raw = secrets.token_urlsafe(32)
-    refresh = RefreshToken(id=uuid.uuid4(), session_id=session.id, token_hash=digest(raw), created_at=now)
-    user.last_active_at = now
-    db.session.add(session)
-    db.session.flush()  # no ORM relationship orders the inserts: the session row goes first
-    db.session.add(refresh)  # written by the commit's flush (its id and time are set above)
-    body = _token_body(user, session, refresh, raw)
+    session_id, refresh_id, raw = uuid.uuid4(), uuid.uuid4(), secrets.token_urlsafe(32)
+    db.session.flush()  # a user created in this transaction (anonymous sign-in) is written first
+    db.session.execute(_OPEN_SESSION, {
+        "user_id": user.id, "session_id": session_id, "refresh_id": refresh_id, "now": now,
+        "device_name": _truncate(device_name, 100), "platform": _truncate(platform, 20), "ip": _truncate(ip, 45),
+        "user_agent": _truncate(user_agent, 300), "token_hash": digest(raw),
+        "expires_at": now + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL_S"]),
+    })
+    set_committed_value(user, "last_active_at", now)  # what the statement wrote, without another flush
+    body = _token_body(user, session_id, refresh_id, now, raw)
     db.session.commit()
     return body
 
@@ -111,7 +130,7 @@ def refresh_session(*, refresh_token: str, ip: str | None) -> dict[str, Any]:
         successor = db.session.get(RefreshToken, token.replaced_by_id) if token.replaced_by_id else None
         raw = _successor_secret(refresh_token)
         if now - token.used_at <= grace and successor is not None and successor.token_hash == digest(raw):
-            body = _token_body(user, session, successor, raw)
+            body = _token_body(user, session.id, successor.id, successor.created_at, raw)
             db.session.rollback()
             return body
         _revoke(session_ids=[session.id], reason="refresh_token_reused", now=now)
@@ -128,7 +147,7 @@ def refresh_session(*, refresh_token: str, ip: str | None) -> dict[str, Any]:
     if ip:
         session.ip = ip[:45]
     user.last_active_at = now
-    body = _token_body(user, session, successor, raw)
+    body = _token_body(user, session.id, successor.id, successor.created_at, raw)
     db.session.commit()
     return body
 

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 
 from backend.auth import lockout
 from backend.auth.deletion import cancel_deletion
@@ -71,9 +71,17 @@ def _credential(user_id: Any, *, confirmed: bool) -> TotpCredential | None:
     return db.session.scalars(query).first()
 
 
+def requires_totp(user_id: Any) -> ColumnElement[bool]:
+    """SQL: whether signing in as this user needs a second factor (a confirmed TOTP credential).
+
+    Password sign-in asks it in the query that finds the account (one round trip fewer).
+    """
+    return exists().where(TotpCredential.user_id == user_id, TotpCredential.confirmed_at.is_not(None))
+
+
 def user_requires_totp(user: User) -> bool:
     """Whether signing in as ``user`` needs a second factor."""
-    return _credential(user.id, confirmed=True) is not None
+    return bool(db.session.scalar(select(requires_totp(user.id))))
 
 
 def totp_status(*, user: User) -> dict[str, Any]:
