@@ -103,6 +103,10 @@ def _load_state(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[dict | None,
     row = db.session.execute(_STATE_QUERY, {"session_id": session_id, "user_id": user_id}).first()
     if row is None:
         return None, None
+    # The session's identity map holds objects weakly: without a reference the user would be
+    # collected on return and the view's read would query PostgreSQL again. Held for this
+    # request only (``g`` ends with it).
+    g.state_user = row[0]
     return _state_of(*row)
 
 
