@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError
+from flask import current_app
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
 from backend.analytics import identity, partitions
 from backend.analytics.batches import CheckedBatch, Limits, check_batch, encode_properties
+from backend.common.db import commits_held
 from backend.common.errors import ValidationFailed
 from backend.operations.metrics import ANALYTICS_EVENTS_INGESTED
 
@@ -96,22 +98,54 @@ def limits_from(config: dict[str, Any]) -> Limits:
                   max_properties_bytes=config["ANALYTICS_MAX_PROPERTIES_BYTES"])
 
 
+_WRITER = "groundwork.analytics_writer"
+
+
 class _MissingPartition(Exception):
     """A row fell in a month whose partition the process believed existed."""
 
 
-def _autocommit(session: Session) -> bool:
-    """Put the session's next connection in autocommit; False where it cannot (it joins a caller's transaction)."""
+def _autocommit_writer(session: Session) -> Engine | None:
+    """The engine anonymous batches write through, or None where the session must do it.
+
+    Its connections stay in autocommit and skip the pool's ping on checkout (the app's
+    engine pings and switches the isolation level per request: two of the three waits
+    a write had); a connection found dead is retried once below. None when the session
+    joins a caller's transaction (held commits, the tests' outer transaction) or has
+    begun one.
+    """
     current = session() if isinstance(session, scoped_session) else session
-    if current.in_transaction() or not isinstance(current.get_bind(), Engine):
-        return False
-    current.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
+    bind = current.get_bind()
+    if current.in_transaction() or commits_held(current) or not isinstance(bind, Engine):
+        return None
+    writer = current_app.extensions.get(_WRITER)
+    if writer is None or writer.url != bind.url:
+        options = {**current_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
+        writer = create_engine(bind.url, isolation_level="AUTOCOMMIT", **options)
+        current_app.extensions[_WRITER] = writer
+    return writer
+
+
+def _execute_autocommit(writer: Engine, params: dict[str, Any]) -> int:
+    """Run the write statement alone: atomic, and committed when it returns."""
+    for attempt in (1, 2):
+        try:
+            with writer.connect() as connection:
+                return connection.execute(_WRITE, params).scalar_one()
+        except DBAPIError as exc:
+            # A connection that died idle (PostgreSQL restarted): the statement never ran
+            # or ran whole, and a rerun counts what it stored as duplicates, never twice.
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _write(session: Session, checked: CheckedBatch, *, batch: Batch, person_id: uuid.UUID,
            user_id: uuid.UUID | None, ip_prefix: str | None, now: datetime) -> int:
+    writer = _autocommit_writer(session) if user_id is None else None
     partitions.ensure_months(session, {date(int(t[:4]), int(t[5:7]), 1) for t in checked.times})
+    if writer is not None:
+        session.commit()  # the partition check (and a month it created) is done before the write
     params = {"ids": checked.event_ids, "times": checked.times, "names": checked.names,
               "sessions": checked.session_ids, "platforms": checked.platforms, "versions": checked.app_versions,
               "props": checked.properties, "person": person_id, "user": user_id, "install": batch.install_id,
@@ -119,6 +153,8 @@ def _write(session: Session, checked: CheckedBatch, *, batch: Batch, person_id: 
               "once": json.dumps(batch.set_once), "anon": identity.anonymous_person_id(batch.install_id),
               "platform": batch.platform, "version": batch.app_version, "ip": ip_prefix}
     try:
+        if writer is not None:
+            return _execute_autocommit(writer, params)
         return session.execute(_WRITE, params).scalar_one()
     except IntegrityError as exc:
         if getattr(exc.orig, "pgcode", None) == "23514":  # no partition holds one of the rows
@@ -154,8 +190,6 @@ def _ingest(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client
         identity.join_install(session, install_id=batch.install_id, user_id=user_id)
     stored = 0
     if checked.event_ids:
-        if user_id is None:
-            _autocommit(session)
         stored = _write(session, checked, batch=batch, person_id=person_id, user_id=user_id, ip_prefix=ip_prefix,
                         now=now)
     else:

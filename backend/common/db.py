@@ -57,6 +57,11 @@ def held_commits(session: Session | scoped_session) -> Iterator[Session]:
         current.info.pop(_HOLD_COMMITS, None)
 
 
+def commits_held(session: Session) -> bool:
+    """Whether ``session``'s commits only flush, inside ``held_commits`` (a caller commits the work)."""
+    return bool(session.info.get(_HOLD_COMMITS))
+
+
 def utcnow() -> datetime:
     """Timezone-aware now in UTC; the only clock models use."""
     return datetime.now(UTC)

@@ -35,3 +35,25 @@ def test_ingest_with_redis_unreachable_is_acknowledged_and_stored(database_url):
             db.session.execute(text("DELETE FROM analytics_persons WHERE person_id = :p"), person)
             db.session.commit()
             db.engine.dispose()
+
+
+def test_ingest_after_the_database_dropped_its_connections_is_stored_once(committed_app):
+    """The write path's connections skip the pool's ping: one found dead is replaced and the batch retried."""
+    client = committed_app.test_client()
+    first, second = [event("app_open"), event("screen_view")], [event("purchase")]
+    assert client.post("/v1/analytics/events", json={"install_id": "install-kill-01", "events": first}
+                       ).get_json()["accepted"] == 2
+    with committed_app.app_context():  # as a PostgreSQL restart would: every other connection of this database
+        killed = db.session.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        db.session.remove()
+    assert killed >= 1
+    response = client.post("/v1/analytics/events", json={"install_id": "install-kill-01", "events": second + first})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"accepted": 1, "duplicates": 2, "rejected": [], "clamped": []}
+    with committed_app.app_context():
+        stored = db.session.execute(text(
+            "SELECT count(*) FROM analytics_events WHERE install_id = 'install-kill-01'")).scalar()
+        db.session.remove()
+    assert stored == 3
