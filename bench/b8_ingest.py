@@ -139,6 +139,33 @@ def _copy_rate(rows: int) -> float:
         connection.close()
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the gunicorn workers and of this database's PostgreSQL backends, by pid."""
+    import psutil
+
+    def used(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    found: dict[str, dict[int, float]] = {"workers": {}, "postgres": {}}
+    for worker in psutil.Process(server_pid).children():
+        found["workers"][worker.pid] = used(worker)
+    backends = run_sql(_db_url(), "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                       (DB_NAME,), fetch=True)
+    for (pid,) in backends:
+        try:
+            found["postgres"][pid] = used(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    return found
+
+
+def _cpu_ms_per_request(before: dict, after: dict, requests: int) -> dict[str, float]:
+    """CPU milliseconds per request spent by each group between two ``_cpu_seconds`` samples."""
+    return {group: sum(after[group][pid] - before[group].get(pid, 0.0) for pid in after[group]) * 1000 / requests
+            for group in after}
+
+
 def main() -> int:
     load_at_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))  # what gunicorn will read, same environment
@@ -146,7 +173,7 @@ def main() -> int:
     env = {"DATABASE_URL": _db_url(), "REDIS_URL": REDIS_URL, "ENV": "development", "LOG_JSON": "true",
            "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "false",
            "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789"}
-    api_rates, copy_rates, errors_total = [], [], 0
+    api_rates, copy_rates, errors_total, cpu_per_request = [], [], 0, []
     with tempfile.TemporaryDirectory(prefix="b8-") as run_dir:
         server = start_gunicorn("wsgi:app", Path(run_dir), env=env, port=PORT)
         try:
@@ -154,12 +181,18 @@ def main() -> int:
             asyncio.run(_drive(url, _bodies(200, seed=0)))  # warm the workers' pools
             for rep in range(1, REPS + 1):
                 bodies = _bodies(int(SECONDS * 1500), seed=rep)  # more than the server can take in SECONDS
+                cpu_before, client_before = _cpu_seconds(server.process.pid), time.process_time()
                 accepted, errors, elapsed = asyncio.run(_drive(url, bodies))
+                requests = max(1, accepted // BATCH + errors)
+                cpu = _cpu_ms_per_request(cpu_before, _cpu_seconds(server.process.pid), requests)
+                cpu["client"] = (time.process_time() - client_before) * 1000 / requests
+                cpu_per_request.append(cpu)
                 errors_total += errors
                 api_rates.append(accepted / elapsed)
                 copy_rates.append(_copy_rate(accepted or BATCH * 100))
                 print(f"rep {rep}: API {api_rates[-1]:,.0f} events/s ({errors} errors), "
-                      f"COPY {copy_rates[-1]:,.0f} rows/s", flush=True)
+                      f"COPY {copy_rates[-1]:,.0f} rows/s; CPU ms per request: "
+                      + ", ".join(f"{group} {ms:.2f}" for group, ms in cpu.items()), flush=True)
         finally:
             server.stop()
     (stored,), = run_sql(_db_url(), "SELECT count(*) FROM analytics_event_ids", fetch=True)
@@ -175,6 +208,10 @@ def main() -> int:
         f"production config (deploy/gunicorn.conf.py: {conf['workers']} gthread workers x {conf['threads']} threads on "
         f"{os.cpu_count()} cores, rate limits off, the aiohttp client on the same cores); {errors_total} non-200 "
         f"answers; {stored:,} client event IDs stored in all. Load average at start {load_at_start} (1/5/15 min).",
+        "CPU per 50-event request (medians of the repetitions; what bounds the rate on a shared 2-core machine): "
+        + ", ".join(f"{group} {statistics.median(c[group] for c in cpu_per_request):.2f} ms"
+                    for group in ("workers", "postgres", "client"))
+        + " (gunicorn workers, this database's PostgreSQL backends, the aiohttp load client).",
         "", table_header(), *rows])
     print("\n".join(rows))
     write_results(Path(__file__).resolve().parent / "RESULTS-b8.md", "B8: analytics ingest", body)
