@@ -202,7 +202,8 @@ def _run_pipelined(session: Session, provider: FcmProvider, keeper: LeaseKeeper,
                 if begun is not None:
                     campaign, token, claimed = begun
                     pushes = [c.push for c in claimed]
-                    future = asyncio.run_coroutine_threadsafe(provider.send_async(pushes), loop)
+                    future = asyncio.run_coroutine_threadsafe(
+                        provider.send_async(pushes, on_quota=_quota_hold(app, provider.project, now)), loop)
                     keeper.hold(token)
                     inflight.append(_InFlight(campaign, token, claimed, report, future))
                 elif report.stop is None:
@@ -241,6 +242,19 @@ def _run_pipelined(session: Session, provider: FcmProvider, keeper: LeaseKeeper,
         reports.remove(stopped)
         reports.append(stopped)
     return reports
+
+
+def _quota_hold(app: Flask, project: str, now: datetime | None) -> Callable[[float], None]:
+    """Hold every lane of the project the moment a 429 arrives (on the sender's loop), not only
+    when the batch is recorded (which holds again, the later instant wins): lanes of other
+    workers stop claiming at once. ``now`` is the lane's fixed clock, if any."""
+    connection = redis_client(app)
+
+    def hold(retry_after_s: float) -> None:
+        at = now or utcnow()
+        backoff.hold(connection, project=project, until=at + timedelta(seconds=retry_after_s), now=at)
+
+    return hold
 
 
 def _push_results(results: list[SendResult]) -> list[PushResult]:

@@ -14,7 +14,7 @@ import datetime
 import json
 import random
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -126,8 +126,13 @@ class FcmSender:
         except (FCMError, TypeError, ValueError) as exc:
             return SendResult(message.key, Outcome.INVALID_ARGUMENT, detail=str(exc), attempts=0)
 
-    async def send_bodies_async(self, bodies: Sequence[tuple[str, bytes | SendResult]]) -> list[SendResult]:
-        """Send request bodies built beforehand ((key, body), or a result already decided), in order."""
+    async def send_bodies_async(self, bodies: Sequence[tuple[str, bytes | SendResult]],
+                                on_quota: Callable[[float], None] | None = None) -> list[SendResult]:
+        """Send request bodies built beforehand ((key, body), or a result already decided), in order.
+
+        ``on_quota(retry_after_s)`` is called (on this loop, once per call) as soon as a 429
+        comes back, so the caller can hold the whole project before the batch ends.
+        """
         if not bodies:
             return []
         self._refresh_lock = asyncio.Lock()
@@ -139,10 +144,17 @@ class FcmSender:
         queue = iter(enumerate(bodies))
         session = self._pooled_session()
 
+        quota_told = on_quota is None
+
         async def worker() -> None:
+            nonlocal quota_told
             # Workers share one iterator: at most max_in_flight requests, no task per message.
             for index, (key, body) in queue:
-                results[index] = body if isinstance(body, SendResult) else await self._send_one(session, key, body)
+                result = body if isinstance(body, SendResult) else await self._send_one(session, key, body)
+                results[index] = result
+                if result.outcome is Outcome.QUOTA_EXCEEDED and not quota_told:
+                    quota_told = True
+                    on_quota(result.retry_after or self.default_retry_after)  # type: ignore[misc]
 
         await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(bodies)))))
         if any(result is None for result in results):

@@ -9,7 +9,7 @@ import atexit
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -186,10 +186,11 @@ class FcmProvider:
             PushResult(r.key, r.outcome, r.name, r.error_code, r.retry_after, r.detail) for r in results
         ]
 
-    async def send_async(self, messages: list[OutgoingPush]) -> list[SendResult]:
-        """The batch's requests on the running loop, bodies built once per shape."""
+    async def send_async(self, messages: list[OutgoingPush],
+                         on_quota: Callable[[float], None] | None = None) -> list[SendResult]:
+        """The batch's requests on the running loop, bodies built once per shape (``on_quota``: see the sender)."""
         bodies = [(key, _as_send_result(body)) for key, body in fcm_bodies(self.sender.builder, messages)]
-        return await self.sender.send_bodies_async(bodies)
+        return await self.sender.send_bodies_async(bodies, on_quota=on_quota)
 
 
 def _as_send_result(body: bytes | PushResult) -> bytes | SendResult:
