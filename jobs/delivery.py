@@ -22,9 +22,11 @@ from backend.notifications.delivery import dispatch, engine, lanes, reconcile
 
 log = logging.getLogger(__name__)
 
-# A lane hands its work to a fresh job after this long, so a warm shutdown (SIGTERM)
-# waits for one batch or so, and no job comes near its timeout.
-LANE_BUDGET_S = 20.0
+# A lane hands its work to a fresh job after this long, so no job comes near its timeout
+# and workers started later get a share (a warm shutdown stops a lane after its current
+# batch whatever the budget). Not much shorter: every job is a fresh work-horse, which
+# opens a fresh pool of FCM connections and fetches an OAuth token.
+LANE_BUDGET_S = 60.0
 
 
 def dispatch_pushes(*, campaign_id: str | None = None, due_at: str | None = None) -> int:

@@ -71,10 +71,12 @@ def add_inbox_entries(session: Session, campaign: Campaign, sent: Sequence[SentR
         "CAST(:badges AS int[])) AS v(id, user_id, title, body, data, variant, link, image, priority, ttl, collapse, "
         "silent, badge)"),
         {**columns, "category": campaign.category, "campaign": campaign.id, "at": at})
+    # Read the campaign's (ORM-instrumented) attributes once, not once per entry.
+    category, campaign_id, created_at = campaign.category, str(campaign.id), at.isoformat()
     return [(row.user_id, {
-        "id": str(entry_id), "category": campaign.category, "title": row.push.title, "body": row.push.body,
+        "id": str(entry_id), "category": category, "title": row.push.title, "body": row.push.body,
         "data": shown[tuple(row.push.data.items())][0], "deep_link": row.push.deep_link, "image_url": row.push.image,
-        "campaign_id": str(campaign.id), "created_at": at.isoformat(), "read_at": None, "opened_at": None,
+        "campaign_id": campaign_id, "created_at": created_at, "read_at": None, "opened_at": None,
     }) for entry_id, row in zip(ids, fresh, strict=True)]
 
 

@@ -107,10 +107,11 @@ def claim_campaign(session: Session, campaign: Campaign, *, token: uuid.UUID, no
         report.stop = "idle"
         return []
     rules = campaign_rules(campaign)
-    users = {row[2] for row in rows}
-    policy.lock_users(session, users)
     first_sends: dict[uuid.UUID, list[datetime]] = {}
     if rules.cap_max is not None and rules.cap_window is not None:
+        # Only a cap reads other campaigns' sends: serialise those decisions per user.
+        users = {row[2] for row in rows}
+        policy.lock_users(session, users)
         first_sends = policy.recent_first_sends(session, user_ids=users, category=campaign.category,
                                                 exclude_campaign=campaign.id, since=now - rules.cap_window)
     parker = _Parker(report)

@@ -142,6 +142,9 @@ def _begin(session: Session, *, campaign_id: uuid.UUID | None, now: datetime | N
     token = uuid.uuid4()
     if campaign is not None:
         claimed = claim_campaign(session, campaign, token=token, now=clock, limit=batch_size, report=report)
+        # Detached as read: the commit below would expire it and recording the batch would
+        # reload it (a round trip per batch); the next claim reads the campaign afresh anyway.
+        session.expunge(campaign)
     else:
         claimed = claim_transactional(session, token=token, now=clock, limit=batch_size, report=report,
                                       digest_categories=frozenset(app.config["PUSH_DIGEST_CATEGORIES"]))
