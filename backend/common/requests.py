@@ -16,6 +16,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}  # DELETE: some routes take a body (e.g. a code)
 F = TypeVar("F", bound=Callable[..., Any])
+# Without one of these a GET cannot be answered 304/412/206, and make_conditional would only
+# add a Date header, which gunicorn and nginx write themselves (gunicorn then sent two).
+_CONDITIONAL_HEADERS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE",
+                        "HTTP_RANGE")
 
 
 def accepts_any_body(view: F) -> F:
@@ -159,7 +163,9 @@ def _finish_response(response: Response) -> Response:
     ):
         # A weak validator over the exact body: clients and proxies revalidate cheaply.
         response.add_etag(weak=True)
-        response.make_conditional(request)
+        environ = request.environ
+        if any(name in environ for name in _CONDITIONAL_HEADERS):
+            response.make_conditional(request)
         response.headers.setdefault("Cache-Control", "private, no-cache")
     return response
 
