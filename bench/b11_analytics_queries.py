@@ -104,7 +104,7 @@ def build_database() -> dict[str, float]:
     run_sql(url, f"""
         CREATE UNLOGGED TABLE b11_persons AS
         SELECT md5('p' || g)::uuid AS person_id,
-               CASE WHEN g % 10 < 3 THEN 0 ELSE (g * 7919) % {DAYS} END AS first_day,
+               CASE WHEN g % 10 < 3 THEN 0 ELSE (g::bigint * 7919) % {DAYS} END AS first_day,
                (ARRAY['ios','android','ios','android','web'])[1 + g % 5] AS platform,
                '3.' || (g % 7) || '.0' AS app_version,
                0.15 + (g % 13) / 40.0 AS stickiness
