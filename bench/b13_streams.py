@@ -39,7 +39,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script
 
-from bench.b1_baseline import production_env  # noqa: E402 - after the path line above
+from bench.b1_baseline import load_average, production_env  # noqa: E402 - after the path line above
 from bench.b1_me import wrk  # noqa: E402
 from bench.common import REPS, ROOT, median_load, result_row, start_gunicorn, table_header, write_results  # noqa: E402
 
@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from tests.services import discover
 
     hard = raise_fd_limit(args.streams)
+    load_at_start = load_average()
     run_dir = ROOT / "bench" / "out" / f"b13-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True)
     services = discover()
@@ -184,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     latencies = sorted(report["latencies_ms"])
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("inf")
     p50 = statistics.median(latencies) if latencies else float("inf")
+    late = sum(ms > LATENCY_TARGET_MS for ms in latencies)
     ratio = loaded.p99_ms / idle.p99_ms
     per_stream = (rss_open - rss_before) / args.streams
     rows = [table_header(),
@@ -201,7 +203,9 @@ def run(args: argparse.Namespace) -> int:
         f"{report['reconnects']:,}, errors {report['errors']:,} ({', '.join(report['error_kinds'][:5]) or 'none'}); "
         f"hold {args.hold:.0f} s, lifetime {args.lifetime:.0f} s, heartbeat {args.heartbeat:.0f} s; "
         f"/v1/me by wrk, 16 connections, median of {REPS}, errors idle {idle.errors} / open {loaded.errors}; "
-        f"RLIMIT_NOFILE {hard}. Rerun: `flock /tmp/groundwork-heavy.lock .venv/bin/python -m bench.b13_streams"
+        f"RLIMIT_NOFILE {hard}; events later than {LATENCY_TARGET_MS:.0f} ms {late}, slowest "
+        f"{(latencies[-1] if latencies else 0):.0f} ms; load average at start {load_at_start}, at the end "
+        f"{load_average()}. Rerun: `flock /tmp/groundwork-heavy.lock .venv/bin/python -m bench.b13_streams"
         f" --streams {args.streams} --hold {args.hold:.0f} --events {args.events}`.",
     ])
     print(body)
