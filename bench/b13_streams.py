@@ -186,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("inf")
     p50 = statistics.median(latencies) if latencies else float("inf")
     late = sum(ms > LATENCY_TARGET_MS for ms in latencies)
+    beats = {int(bucket): n for bucket, n in report.get("beats", {}).items()}
+    in_burst = sum(any(beats.get(b, 0) for b in range(int(sent * 10) - 5, int((sent + ms / 1000) * 10) + 1))
+                   for sent, ms in report.get("late", []))
     ratio = loaded.p99_ms / idle.p99_ms
     per_stream = (rss_open - rss_before) / args.streams
     rows = [table_header(),
@@ -204,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
         f"hold {args.hold:.0f} s, lifetime {args.lifetime:.0f} s, heartbeat {args.heartbeat:.0f} s; "
         f"/v1/me by wrk, 16 connections, median of {REPS}, errors idle {idle.errors} / open {loaded.errors}; "
         f"RLIMIT_NOFILE {hard}; events later than {LATENCY_TARGET_MS:.0f} ms {late}, slowest "
-        f"{(latencies[-1] if latencies else 0):.0f} ms; load average at start {load_at_start}, at the end "
+        f"{(latencies[-1] if latencies else 0):.0f} ms, {in_burst} of them sent within 0.5 s before or during a "
+        f"burst of heartbeat frames at the client; load average at start {load_at_start}, at the end "
         f"{load_average()}. Rerun: `flock /tmp/groundwork-heavy.lock .venv/bin/python -m bench.b13_streams"
         f" --streams {args.streams} --hold {args.hold:.0f} --events {args.events}`.",
     ])
@@ -241,6 +245,10 @@ async def _hold_stream(session, url: str, token: str, deadline: float, state: di
                     frame: dict[str, str] = {}
                     async for raw in response.content:
                         line = raw.decode().rstrip("\n")
+                        if line.startswith(": heartbeat"):  # when the beats arrive, to place the late events
+                            bucket = str(int(time.time() * 10))
+                            state["beats"][bucket] = state["beats"].get(bucket, 0) + 1
+                            continue
                         if line:
                             field, _, value = line.partition(":")
                             frame[field] = value.lstrip(" ")
@@ -249,7 +257,10 @@ async def _hold_stream(session, url: str, token: str, deadline: float, state: di
                             payload = json.loads(frame["data"])
                             last_id = frame.get("id", last_id)
                             if "bench_sent_at" in payload:
-                                state["latencies_ms"].append((time.time() - payload["bench_sent_at"]) * 1000)
+                                took_ms = (time.time() - payload["bench_sent_at"]) * 1000
+                                state["latencies_ms"].append(took_ms)
+                                if took_ms > LATENCY_TARGET_MS:
+                                    state["late"].append((payload["bench_sent_at"], took_ms))
                         frame = {}
                         if time.monotonic() >= deadline:
                             return
@@ -264,7 +275,7 @@ async def _hold_stream(session, url: str, token: str, deadline: float, state: di
 async def _client(url: str, holders: list[tuple[str, str]], hold_s: float, report: Path) -> None:
     deadline = time.monotonic() + hold_s
     state = {"open": 0, "peak_open": 0, "opened": 0, "reconnects": 0, "errors": 0, "error_kinds": set(),
-             "latencies_ms": []}
+             "latencies_ms": [], "late": [], "beats": {}}
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
