@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend.api import GroundworkApi, init_api
 from backend.common import docs
+from backend.common.db import watch_server_hangups
 from backend.common.errors import register_error_handlers
 from backend.common.jobs import install_session_hooks, make_redis
 from backend.common.ratelimit import init_limiter
@@ -51,7 +52,9 @@ def configure_app(app: Flask) -> None:
         c["SECRET_KEY"] = secrets.token_urlsafe(48)
     c["SQLALCHEMY_DATABASE_URI"] = sqlalchemy_url(c["DATABASE_URL"])
     c["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        "pool_pre_ping": True,  # a restarted PostgreSQL is picked up without a restart here
+        # A restarted PostgreSQL is picked up without a restart here: each checkout asks the
+        # kernel whether the server hung up (backend.common.db.closed_by_server), no SELECT 1.
+        "pool_pre_ping": False,
         "pool_size": c["DB_POOL_SIZE"],
         "max_overflow": c["DB_POOL_SIZE"],
         "pool_timeout": 5,
@@ -95,6 +98,9 @@ def register_extensions(app: Flask) -> None:
     from backend import models as _all_models  # noqa: F401 - every table into the metadata
 
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            watch_server_hangups(engine)
     install_session_hooks(db.session.session_factory.class_)
     migrate.init_app(app, db, directory="migrations", compare_type=True, render_as_batch=False)
     cache.init_app(app)

@@ -1,13 +1,16 @@
 """Declarative base with a constraint naming convention, and column helpers."""
 from __future__ import annotations
 
+import select
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import DateTime, MetaData, String, func
+from sqlalchemy import DateTime, Engine, MetaData, String, event, func
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session
 from sqlalchemy.types import TypeDecorator
 
@@ -95,3 +98,27 @@ class EmailAddress(TypeDecorator):
 
     def process_bind_param(self, value: str | None, dialect: object) -> str | None:
         return value.strip().lower() if isinstance(value, str) else value
+
+
+def closed_by_server(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    """Pool ``checkout`` listener: refuse a pooled connection the server has hung up on.
+
+    A PostgreSQL restart, crash or idle timeout ends a backend by closing its socket (after
+    a FATAL message), so an idle pooled connection whose socket is readable, or that
+    psycopg2 knows is closed, is dead: raising DisconnectionError makes the pool discard it
+    and check out a fresh one. This asks the kernel, not the server, where ``pool_pre_ping``
+    spent a ``SELECT 1`` round trip on every checkout (the one-row read of an uncached
+    GET /v1/me and every sign-in paid it). A connection that dies while in use still fails
+    that request and is invalidated by SQLAlchemy as before.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):  # an idle connection has nothing to read unless the server hung up
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def watch_server_hangups(engine: Engine) -> None:
+    """Check each checkout with ``closed_by_server`` (instead of a ping round trip)."""
+    event.listen(engine, "checkout", closed_by_server)
