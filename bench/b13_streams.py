@@ -62,7 +62,7 @@ def raise_fd_limit(streams: int) -> int:
 def prepare(env: dict[str, str], count: int) -> list[tuple[str, str]]:
     """Migrate, then make ``count`` users with one session each: [(user id, access token)].
 
-    In bulk: one ``INSERT ... SELECT generate_series`` for the users, one for their sessions, and
+    In bulk: one statement inserts the users (``SELECT ... generate_series``) and their sessions, and
     the access tokens signed in this process (what a sign-in returns, without its 10,000 commits);
     the stream server checks each session against these rows exactly as after a real sign-in.
     """
@@ -79,15 +79,14 @@ def prepare(env: dict[str, str], count: int) -> list[tuple[str, str]]:
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         now = utcnow()
-        db.session.execute(text(
-            "INSERT INTO users (id, email, email_verified_at, role, status, last_active_at) "
-            "SELECT gen_random_uuid(), 'b13-' || n || '@example.test', :now, 'user', 'active', :now "
-            "FROM generate_series(1, :count) AS n"), {"now": now, "count": count})
         rows = db.session.execute(text(
+            "WITH made AS (INSERT INTO users (id, email, email_verified_at, role, status, last_active_at) "
+            "SELECT gen_random_uuid(), 'b13-' || gen_random_uuid() || '@example.test', :now, 'user', 'active', :now "
+            "FROM generate_series(1, :count) RETURNING id) "
             "INSERT INTO sessions (id, user_id, device_name, platform, ip, user_agent, created_at, last_used_at, "
-            "expires_at) SELECT gen_random_uuid(), u.id, 'b13', 'ios', '127.0.0.1', 'b13', :now, :now, "
-            ":now + make_interval(secs => :ttl) FROM users u WHERE u.email LIKE 'b13-%' "
-            "RETURNING user_id, id"), {"now": now, "ttl": app.config["REFRESH_TOKEN_TTL_S"]}).all()
+            "expires_at) SELECT gen_random_uuid(), made.id, 'b13', 'ios', '127.0.0.1', 'b13', :now, :now, "
+            ":now + make_interval(secs => :ttl) FROM made RETURNING user_id, id"),
+            {"now": now, "count": count, "ttl": app.config["REFRESH_TOKEN_TTL_S"]}).all()
         db.session.commit()
         holders = [(str(user_id), issue_access_token(user_id=user_id, session_id=session_id, role="user",
                                                      token_version=0, issued_at=now, jti=uuid.uuid4()))
