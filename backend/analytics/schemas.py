@@ -6,6 +6,9 @@ from marshmallow import Schema, fields, utils, validate
 from backend.analytics.batches import PLATFORMS
 
 INSTALL_ID = r"^[A-Za-z0-9._:-]{8,128}$"  # the same alphabet as a push device's installation_id
+# No control characters and no final newline. Python's "$" lets one through and "\Z" is not
+# ECMA-262, which the OpenAPI document's patterns must be: "$(?!\n)" means the same in both.
+APP_VERSION = r"^[^\x00-\x1f\x7f]+$(?!\n)"
 
 
 EVENT_SHAPE = ("events, each {event_id (client UUID, the same on retry), name (1-200 characters), timestamp "
@@ -39,7 +42,7 @@ class EventBatchCreateSchema(Schema):
                                    metadata={"description": "client clock when sending: corrects clock skew"})
     platform = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(PLATFORMS))
     app_version = fields.String(load_default=None, allow_none=True,
-                                validate=[validate.Length(min=1, max=64), validate.Regexp(r"^[^\x00-\x1f\x7f]+\Z")])
+                                validate=[validate.Length(min=1, max=64), validate.Regexp(APP_VERSION)])
     user_properties = fields.Nested(UserPropertiesSchema, load_default=None, allow_none=True)
     # Items stay raw here: each is checked on its own so one bad event refuses only itself.
     events = RawItems(fields.Raw(metadata={"description": "an event"}), required=True,
