@@ -90,7 +90,13 @@ def send_pushes(*, campaign_id: str | None = None, slot: str | None = None) -> d
         if not handed_over:
             lanes.release(connection, origin=name, token=slot)
     totals = {"batches": len(reports), "sent": sum(r.sent for r in reports), "stale": sum(r.stale for r in reports)}
-    log.info("%s lane: %s", name, totals)
+    outcomes: dict[str, int] = {}
+    for report in reports:
+        for outcome, n in report.outcomes.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
+    # The provider's answers too: an 'unknown' (no answer) is resent later, so it explains a
+    # device that got two copies (with one collapse identity) without any lost lease.
+    log.info("%s lane: %s, answers %s", name, totals, outcomes)
     return totals
 
 
