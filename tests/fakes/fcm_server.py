@@ -201,6 +201,14 @@ def write_credentials(state: FakeFcmState, path: str | Path) -> Path:
     return target
 
 
+
+def collapse_identity(message: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two copies one notification on the phone, on every platform: the Android
+    notification tag, the collapse key and the APNs collapse id."""
+    return (message.get("android", {}).get("notification", {}).get("tag"),
+            message.get("android", {}).get("collapse_key"),
+            message.get("apns", {}).get("headers", {}).get("apns-collapse-id"))
+
 class FakeFcmControl:
     """Client of the control API, usable from any process."""
 
