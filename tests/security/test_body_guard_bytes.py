@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from backend.common.requests import body_problems, json_depth, unstorable_value
@@ -18,10 +18,14 @@ _VALUES = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(value=_VALUES, ascii_only=st.booleans(), limit=st.integers(min_value=0, max_value=6))
+@example(value=[float("inf")], ascii_only=False, limit=0)  # too deep and not finite: refused as too deep
 def test_bytes_checks_agree_with_the_walks(value, ascii_only, limit):
     raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     payload = json.loads(raw)
-    assert body_problems(raw, payload, limit) == (json_depth(payload) > limit, unstorable_value(payload))
+    too_deep, problem = body_problems(raw, payload, limit)
+    assert too_deep == (json_depth(payload) > limit)
+    if not too_deep:  # a body nested too deeply is refused for that alone, before anything else in it is read
+        assert problem == unstorable_value(payload)
 
 
 def test_depth_counts_like_the_walk_on_mixed_and_empty_containers():
