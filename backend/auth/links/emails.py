@@ -9,8 +9,11 @@ from backend.common.mail import queue_mail
 from backend.extensions import db
 
 
-def _ttl(name: str) -> int:
-    return current_app.config[name]
+def _link(user: User, *, purpose: str, path: str, email: str, ttl_setting: str) -> tuple[str, int]:
+    """A single-use link for ``purpose`` opening ``path``, and how many seconds it lives."""
+    ttl = current_app.config[ttl_setting]
+    token = onetime.issue(user_id=user.id, purpose=purpose, email=email, ttl_s=ttl)
+    return onetime.link(path, token), ttl
 
 
 def _hours(seconds: int) -> str:
@@ -19,9 +22,8 @@ def _hours(seconds: int) -> str:
 
 def send_verification(user: User) -> None:
     """A link that verifies the account's email address."""
-    ttl = _ttl("VERIFY_EMAIL_TOKEN_TTL_S")
-    token = onetime.issue(user_id=user.id, purpose="verify_email", email=user.email or "", ttl_s=ttl)
-    url = onetime.link("/v1/auth/verify-email", token)
+    url, ttl = _link(user, purpose="verify_email", path="/v1/auth/verify-email", email=user.email or "",
+                     ttl_setting="VERIFY_EMAIL_TOKEN_TTL_S")
     queue_mail(db.session, to=user.email or "", subject="Confirm your email address", text=(
         f"Welcome!\n\nConfirm your email address by opening this link within {_hours(ttl)}:\n\n{url}\n\n"
         "If you did not create an account, ignore this message."))
@@ -37,9 +39,8 @@ def send_already_registered(email: str) -> None:
 
 def send_password_reset(user: User) -> None:
     """A single-use, expiring link to choose a new password."""
-    ttl = _ttl("PASSWORD_RESET_TOKEN_TTL_S")
-    token = onetime.issue(user_id=user.id, purpose="reset_password", email=user.email or "", ttl_s=ttl)
-    url = onetime.link("/v1/auth/password-reset", token)
+    url, ttl = _link(user, purpose="reset_password", path="/v1/auth/password-reset", email=user.email or "",
+                     ttl_setting="PASSWORD_RESET_TOKEN_TTL_S")
     queue_mail(db.session, to=user.email or "", subject="Reset your password", text=(
         f"Open this link within {_hours(ttl)} to choose a new password:\n\n{url}\n\n"
         "It works once. Every device signed in to your account will be signed out. "
@@ -48,9 +49,8 @@ def send_password_reset(user: User) -> None:
 
 def send_email_change(user: User, new_email: str) -> None:
     """A link, sent to the new address, that confirms the change."""
-    ttl = _ttl("VERIFY_EMAIL_TOKEN_TTL_S")
-    token = onetime.issue(user_id=user.id, purpose="change_email", email=new_email, ttl_s=ttl)
-    url = onetime.link("/v1/auth/confirm-email-change", token)
+    url, ttl = _link(user, purpose="change_email", path="/v1/auth/confirm-email-change", email=new_email,
+                     ttl_setting="VERIFY_EMAIL_TOKEN_TTL_S")
     queue_mail(db.session, to=new_email, subject="Confirm your new email address", text=(
         f"Open this link within {_hours(ttl)} to use this address for your account:\n\n{url}\n\n"
         "If you did not ask for this, ignore this message."))
