@@ -119,6 +119,13 @@ def _assert_extra_copies_unanswered(workers: Workers, received: Counter[str]) ->
                  what=f"{extra} extra copies explained by unanswered requests (logged: {_unanswered(workers)})")
 
 
+def _assert_every_device_got_it(fake: FakeFcmControl, workers: Workers, send: Send, count: int) -> None:
+    """All ``count`` devices got the push as one notification, and no copy came twice unexplained."""
+    received = _assert_every_device_once_as_seen(fake, send)
+    assert len(received) == count
+    _assert_extra_copies_unanswered(workers, received)
+
+
 def _wait_done(send: Send, *, timeout: float, reconcile_every: float | None = None,
                lease_s: float | None = None) -> None:
     last = [0.0]
@@ -144,10 +151,8 @@ def test_two_workers_and_duplicate_dispatches_deliver_each_device_once(committed
         workers.start("push")
         workers.start("push")
         _wait_done(send, timeout=120)
-        received = _assert_every_device_once_as_seen(fake_fcm, send)
         assert send.statuses() == {"sent": 3000}
-        assert len(received) == 3000
-        _assert_extra_copies_unanswered(workers, received)
+        _assert_every_device_got_it(fake_fcm, workers, send, 3000)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -205,10 +210,8 @@ def test_redis_flushed_mid_send_reconciler_rebuilds_exactly_once(committed_app, 
         redis_conn.flushdb()  # this session's Redis DB only: FLUSHALL would wipe other test sessions
         assert get_queue("push").count == 0
         _wait_done(send, timeout=120, reconcile_every=1.0)
-        received = _assert_every_device_once_as_seen(fake_fcm, send)
         assert send.statuses() == {"sent": 3000}
-        assert len(received) == 3000
-        _assert_extra_copies_unanswered(workers, received)
+        _assert_every_device_got_it(fake_fcm, workers, send, 3000)
         db.session.rollback()
         where, params = send.where()
         never_early = db.session.execute(text(
@@ -228,10 +231,8 @@ def test_workers_slower_than_their_lease_keep_their_rows_none_sent_twice(committ
         workers.start("push")
         workers.start("push")
         _wait_done(send, timeout=180, reconcile_every=0.5, lease_s=3)
-        received = _assert_every_device_once_as_seen(fake_fcm, send)
         assert send.statuses() == {"sent": 1000}
-        assert len(received) == 1000
-        _assert_extra_copies_unanswered(workers, received)
+        _assert_every_device_got_it(fake_fcm, workers, send, 1000)
         db.session.rollback()
         where, params = send.where()
         taken_back = db.session.execute(text(
@@ -250,10 +251,8 @@ def test_random_quota_and_unavailable_answers_all_delivered_none_doubled(committ
         _wait_done(send, timeout=180, reconcile_every=5.0)
         counters = fake_fcm.stats()["counters"]
         assert counters.get("QUOTA_EXCEEDED", 0) > 0 and counters.get("UNAVAILABLE", 0) > 0
-        received = _assert_every_device_once_as_seen(fake_fcm, send)
         assert send.statuses() == {"sent": 3000}
-        assert len(received) == 3000
-        _assert_extra_copies_unanswered(workers, received)
+        _assert_every_device_got_it(fake_fcm, workers, send, 3000)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -272,9 +271,7 @@ def test_a_429_holds_every_lane_of_every_worker_for_its_retry_after(committed_ap
         # then nothing, from either worker, until Retry-After had passed.
         assert pause >= 3.0, pause
         assert before <= 2 * 2 * 250, before
-        received = _assert_every_device_once_as_seen(fake_fcm, send)
-        assert len(received) == 3000
-        _assert_extra_copies_unanswered(workers, received)
+        _assert_every_device_got_it(fake_fcm, workers, send, 3000)
 
 
 def test_fcm_auth_failure_pauses_the_campaign_with_its_reason(committed_app, fake_fcm, workers: Workers):
@@ -309,6 +306,4 @@ def test_sigterm_lets_the_current_batch_finish_then_the_worker_exits(committed_a
         fake_fcm.configure(latency_ms=20)
         workers.start("push")
         _wait_done(send, timeout=120)
-        received = _assert_every_device_once_as_seen(fake_fcm, send)
-        assert len(received) == 1500
-        _assert_extra_copies_unanswered(workers, received)
+        _assert_every_device_got_it(fake_fcm, workers, send, 1500)
