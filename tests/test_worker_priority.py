@@ -17,14 +17,18 @@ if child == 0:  # a job's work-horse is forked like this
     print("job", os.nice(0), flush=True)
     os._exit(0)
 os.waitpid(child, 0)
-group = open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else "none"
+# Empty when the session is in the root group (no setsid since boot, or a cpu cgroup): no autogroup to show.
+shown = open("/proc/self/autogroup").read().split() if os.path.exists("/proc/self/autogroup") else []
+group = shown[-1] if shown else "none"
 print("worker", lowered, os.nice(0), "group", group, flush=True)
 """
 
 
 def _probe(nice: int, *, own_session: bool) -> dict[str, list[str]]:
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(nice)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, check=True, start_new_session=own_session).stdout
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(nice)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False, start_new_session=own_session)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     return {line.split()[0]: line.split()[1:] for line in out.splitlines()}
 
 
