@@ -3,8 +3,8 @@
 Invariant: every event counted in ``accepted`` is committed in ``analytics_events`` (and
 its day roll-up) when the answer leaves; nothing waits in Redis or in a worker. One
 statement does the work: the install is recorded, the batch's columns are unnested, the
-client event IDs are claimed in ``analytics_event_ids`` (``ON CONFLICT DO NOTHING``), and
-only the claimed rows are inserted and rolled up, so a retried batch counts once.
+client event IDs are claimed in ``analytics_event_ids`` (a unique key), and only the
+claimed rows are inserted and rolled up, so a retried batch counts once.
 
 An anonymous batch (the common case) sends that one statement on a connection in
 autocommit: one round trip, atomic, committed when it returns. A signed-in batch first
@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import psycopg2
+import psycopg2.errors
 from flask import current_app
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.dialects.postgresql import psycopg2
+from sqlalchemy.dialects.postgresql import psycopg2 as psycopg2_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
 from backend.analytics import identity, partitions
 from backend.analytics.batches import CheckedBatch, Limits, check_batch, encode_properties
-from backend.common.db import commits_held
+from backend.common.db import commits_held, watch_server_hangups
 from backend.common.errors import ValidationFailed
 from backend.operations.metrics import ANALYTICS_EVENTS_INGESTED
 
@@ -106,16 +108,20 @@ class _MissingPartition(Exception):
     """A row fell in a month whose partition the process believed existed."""
 
 
+def _unscoped(session: Session | scoped_session) -> Session:
+    return session() if isinstance(session, scoped_session) else session
+
+
 def _autocommit_writer(session: Session) -> Engine | None:
     """The engine anonymous batches write through, or None where the session must do it.
 
-    Its connections stay in autocommit and skip the pool's ping on checkout (the app's
-    engine pings and switches the isolation level per request: two of the three waits
-    a write had); a connection found dead is retried once below. None when the session
+    Its connections stay in autocommit (the app's engine switches the isolation level per
+    request); like the app's, a checkout asks the kernel whether the server hung up, and
+    a connection found dead while writing is replaced and the batch retried once below. None when the session
     joins a caller's transaction (held commits, the tests' outer transaction) or has
     begun one.
     """
-    current = session() if isinstance(session, scoped_session) else session
+    current = _unscoped(session)
     bind = current.get_bind()
     if current.in_transaction() or commits_held(current) or not isinstance(bind, Engine):
         return None
@@ -123,6 +129,7 @@ def _autocommit_writer(session: Session) -> Engine | None:
     if writer is None or writer.url != bind.url:
         options = {**current_app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
         writer = create_engine(bind.url, isolation_level="AUTOCOMMIT", **options)
+        watch_server_hangups(writer)
         current_app.extensions[_WRITER] = writer
     return writer
 
@@ -131,12 +138,23 @@ def _autocommit_writer(session: Session) -> Engine | None:
 # and planning it per batch, and replans by itself after partitions change), and pass
 # the columns as array literals, which it reads with array_in instead of parsing 350
 # ARRAY[...] elements as SQL: 30-40% less PostgreSQL CPU per batch.
-_PREPARED_NAME = "groundwork_analytics_write"
-_POSITIONAL = _WRITE.compile(dialect=psycopg2.dialect(paramstyle="numeric_dollar"))
-_PREPARE = f"PREPARE {_PREPARED_NAME} AS {_POSITIONAL.string}"
-_EXECUTE = f"EXECUTE {_PREPARED_NAME} (" + ", ".join(f"%({name})s" for name in _POSITIONAL.positiontup) + ")"
-_SAFE_COLUMNS = ("ids", "times")  # canonical UUIDs and ISO times: nothing to quote
-_TEXT_COLUMNS = ("names", "sessions", "platforms", "versions", "props")
+#
+# Two forms are prepared. Fresh IDs (nearly every batch) are claimed by a plain INSERT: a
+# speculative ON CONFLICT insertion per row cost ~10% more PostgreSQL CPU per batch. An ID
+# already claimed makes that statement fail whole (autocommit: nothing of it stays), and
+# the batch is then sent again through the ON CONFLICT form, which counts the claimed IDs
+# as duplicates. Both lock in the same order (install row, IDs in order, roll-up rows).
+_POSITIONAL = _WRITE.compile(dialect=psycopg2_dialect.dialect(paramstyle="numeric_dollar"))
+_CLAIM_ANY = "ON CONFLICT (event_id) DO NOTHING\n    RETURNING event_id"
+_PREPARED = {"groundwork_analytics_write": _POSITIONAL.string,
+             "groundwork_analytics_write_fresh": _POSITIONAL.string.replace(_CLAIM_ANY, "RETURNING event_id")}
+_PREPARE = [f"PREPARE {name} AS {sql}" for name, sql in _PREPARED.items()]
+_ARGUMENTS = " (" + ", ".join(f"%({name})s" for name in _POSITIONAL.positiontup) + ")"
+_EXECUTE_ANY = "EXECUTE groundwork_analytics_write" + _ARGUMENTS
+_EXECUTE_FRESH = "EXECUTE groundwork_analytics_write_fresh" + _ARGUMENTS
+assert _PREPARED["groundwork_analytics_write_fresh"] != _POSITIONAL.string
+_PREPARED_KEY = "groundwork.analytics_prepared"
+_CHECK_VIOLATION = "23514"  # no partition holds one of the rows
 
 
 def array_literal(values: list[str | None]) -> str:
@@ -145,23 +163,59 @@ def array_literal(values: list[str | None]) -> str:
                           for value in values) + "}"
 
 
-def _execute_autocommit(writer: Engine, params: dict[str, Any]) -> int:
-    """Run the write statement alone: atomic, and committed when it returns."""
-    params = {**params, **{key: "{" + ",".join(params[key]) + "}" for key in _SAFE_COLUMNS},
-              **{key: array_literal(params[key]) for key in _TEXT_COLUMNS}}
-    for attempt in (1, 2):
+def write_params(checked: CheckedBatch, *, batch: Batch, person_id: uuid.UUID, user_id: uuid.UUID | None,
+                 ip_prefix: str | None, now: datetime) -> dict[str, Any]:
+    """The write statement's parameters for a checked batch."""
+    return {"ids": checked.event_ids, "times": checked.times, "names": checked.names,
+            "sessions": checked.session_ids, "platforms": checked.platforms, "versions": checked.app_versions,
+            "props": checked.properties, "person": person_id, "user": user_id, "install": batch.install_id,
+            "now": now, "is_user": user_id is not None, "set": json.dumps(batch.set_properties),
+            "once": json.dumps(batch.set_once), "anon": identity.anonymous_person_id(batch.install_id),
+            "platform": batch.platform, "version": batch.app_version, "ip": ip_prefix}
+
+
+def store_autocommit(connection: Any, info: dict[str, Any], params: dict[str, Any]) -> int:
+    """Run the write statement alone on an autocommit psycopg2 connection; returns the events stored.
+
+    Atomic, and committed when it returns: this is the whole write path of an anonymous
+    batch (IDs claimed, events, roll-ups, install and person), one round trip in the
+    common case. ``info`` lives as long as the connection (it remembers the PREPAREs).
+    """
+    arguments = {**params, "ids": "{" + ",".join(params["ids"]) + "}", "times": "{" + ",".join(params["times"]) + "}",
+                 "names": array_literal(params["names"]), "sessions": array_literal(params["sessions"]),
+                 "platforms": array_literal(params["platforms"]), "versions": array_literal(params["versions"]),
+                 "props": array_literal(params["props"])}
+    with connection.cursor() as cursor:
+        if not info.get(_PREPARED_KEY):
+            for statement in _PREPARE:
+                cursor.execute(statement)
+            info[_PREPARED_KEY] = True
         try:
-            with writer.connect() as connection:
-                known = connection.connection.info  # lives as long as this DBAPI connection
-                if not known.get(_PREPARED_NAME):
-                    connection.exec_driver_sql(_PREPARE)
-                    known[_PREPARED_NAME] = True
-                return connection.exec_driver_sql(_EXECUTE, params).scalar_one()
-        except DBAPIError as exc:
+            cursor.execute(_EXECUTE_FRESH, arguments)
+        except psycopg2.errors.UniqueViolation:
+            cursor.execute(_EXECUTE_ANY, arguments)  # some IDs were claimed before: they count as duplicates
+        return cursor.fetchone()[0]
+
+
+def _execute_autocommit(writer: Engine, params: dict[str, Any]) -> int:
+    """``store_autocommit`` on a pooled writer connection, once more on a fresh one if it was dead."""
+    for attempt in (1, 2):
+        pooled = writer.raw_connection()
+        try:
+            return store_autocommit(pooled.dbapi_connection, pooled.info, params)
+        except psycopg2.Error as exc:
+            if exc.pgcode == _CHECK_VIOLATION:
+                raise _MissingPartition from exc
+            dead = bool(pooled.dbapi_connection.closed)
+            if dead:
+                pooled.invalidate(exc)
             # A connection that died idle (PostgreSQL restarted): the statement never ran
             # or ran whole, and a rerun counts what it stored as duplicates, never twice.
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
+            if attempt == 2 or not dead:
+                raise DBAPIError.instance(_EXECUTE_FRESH, None, exc, psycopg2.Error,
+                                          connection_invalidated=dead) from exc
+        finally:
+            pooled.close()
     raise AssertionError("unreachable")
 
 
@@ -169,20 +223,15 @@ def _write(session: Session, checked: CheckedBatch, *, batch: Batch, person_id: 
            user_id: uuid.UUID | None, ip_prefix: str | None, now: datetime) -> int:
     writer = _autocommit_writer(session) if user_id is None else None
     partitions.ensure_months(session, {date(int(t[:4]), int(t[5:7]), 1) for t in checked.times})
-    if writer is not None:
+    if writer is not None and _unscoped(session).in_transaction():
         session.commit()  # the partition check (and a month it created) is done before the write
-    params = {"ids": checked.event_ids, "times": checked.times, "names": checked.names,
-              "sessions": checked.session_ids, "platforms": checked.platforms, "versions": checked.app_versions,
-              "props": checked.properties, "person": person_id, "user": user_id, "install": batch.install_id,
-              "now": now, "is_user": user_id is not None, "set": json.dumps(batch.set_properties),
-              "once": json.dumps(batch.set_once), "anon": identity.anonymous_person_id(batch.install_id),
-              "platform": batch.platform, "version": batch.app_version, "ip": ip_prefix}
+    params = write_params(checked, batch=batch, person_id=person_id, user_id=user_id, ip_prefix=ip_prefix, now=now)
+    if writer is not None:
+        return _execute_autocommit(writer, params)
     try:
-        if writer is not None:
-            return _execute_autocommit(writer, params)
         return session.execute(_WRITE, params).scalar_one()
     except IntegrityError as exc:
-        if getattr(exc.orig, "pgcode", None) == "23514":  # no partition holds one of the rows
+        if getattr(exc.orig, "pgcode", None) == _CHECK_VIOLATION:
             raise _MissingPartition from exc
         raise
 
@@ -223,7 +272,8 @@ def _ingest(session: Session, *, batch: Batch, user_id: uuid.UUID | None, client
     if not stored and (batch.set_properties or batch.set_once):
         identity.upsert_person(session, person_id=person_id, is_user=user_id is not None, first_seen_at=now,
                                last_seen_at=now, set_properties=batch.set_properties, set_once=batch.set_once)
-    session.commit()
+    if _unscoped(session).in_transaction():  # an anonymous batch's writer has committed on its own
+        session.commit()
     ANALYTICS_EVENTS_INGESTED.inc(stored)
     return IngestResult(accepted=stored, duplicates=len(checked.event_ids) - stored,
                         rejected=checked.rejected, clamped=checked.clamped)
