@@ -24,13 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 PLATFORMS = ("ios", "android", "web", "other")
 NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}\Z")  # \Z: "$" would pass a final newline
 SHORT_TEXT = re.compile(r"^[^\x00-\x1f\x7f]+\Z")
 MAX_SHORT_TEXT = {"session_id": 128, "app_version": 64}
 # The form clients send (any case); other spellings uuid.UUID accepts take the slow path.
 _HYPHENATED_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-# One encoder for every event (json.dumps with options builds a new one per call).
+# orjson encodes an event's properties about ten times faster than json; this encoder (one
+# for every event: json.dumps with options builds a new one per call) decides the cases
+# orjson cannot (NaN, integers past 64 bits).
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
@@ -69,9 +73,14 @@ class EventRefused(Exception):
 def encode_properties(properties: dict[str, Any]) -> str | None:
     """The properties as compact JSON PostgreSQL's jsonb accepts (None: NUL or a non-finite number)."""
     try:
-        encoded = _ENCODE(properties)
-    except ValueError:
-        return None
+        encoded = orjson.dumps(properties).decode()
+    except TypeError:  # an integer past 64 bits, a key that is not a string: the standard encoder's rules
+        encoded = None
+    if encoded is None or "null" in encoded:  # orjson writes NaN and Infinity as null: only json refuses them
+        try:
+            encoded = _ENCODE(properties)
+        except ValueError:
+            return None
     return None if "\\u0000" in encoded else encoded
 
 

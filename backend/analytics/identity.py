@@ -8,6 +8,7 @@ one person from first open through sign-up.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import uuid
@@ -25,6 +26,7 @@ def anonymous_person_id(install_id: str) -> uuid.UUID:
     return uuid.uuid5(_ANONYMOUS_NAMESPACE, install_id)
 
 
+@functools.lru_cache(maxsize=4096)  # an install sends from one address for a while: parse it once
 def truncate_ip(address: str | None) -> str | None:
     """The client address with its host part removed (IPv4 /24, IPv6 /48), as a network."""
     if not address:

@@ -13,11 +13,13 @@ moves the install's anonymous history onto the user, so it runs in a transaction
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.errors
 from flask import current_app
@@ -157,8 +159,22 @@ _PREPARED_KEY = "groundwork.analytics_prepared"
 _CHECK_VIOLATION = "23514"  # no partition holds one of the rows
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def array_literal(values: list[str | None]) -> str:
-    """A PostgreSQL array literal of text values (each quoted, None as NULL)."""
+    """A PostgreSQL array literal of text values (each quoted, None as NULL).
+
+    Text without control characters (every checked column: names and short texts refuse
+    them, properties are JSON text) is quoted alike by JSON and by array literals (a
+    backslash before each " and \\), and an unquoted null is NULL in both: orjson writes
+    it. Other text goes through the general quoting.
+    """
+    if not _CONTROL.search("".join(filter(None, values))):
+        try:
+            return "{" + orjson.dumps(values).decode()[1:-1] + "}"
+        except TypeError:  # a lone surrogate (the API refuses them earlier): the general quoting tells PostgreSQL
+            pass
     return "{" + ",".join("NULL" if value is None else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
                           for value in values) + "}"
 

@@ -28,10 +28,12 @@ from backend.analytics.schemas import (
 from backend.common.access import optional_principal, public, require
 from backend.common.db import utcnow
 from backend.common.errors import DomainError
+from backend.common.requests import GuardedJsonParser
 from backend.extensions import db
 
 blp = Blueprint("analytics", __name__, url_prefix="/v1/analytics",
                 description="Product analytics: event ingest, actives, retention, funnels, push attribution")
+blp.ARGUMENTS_PARSER = GuardedJsonParser()  # an ingest body is parsed once, by the request guard
 
 
 class BatchTooLarge(DomainError):
@@ -41,7 +43,7 @@ class BatchTooLarge(DomainError):
 @blp.route("/events")
 class Events(MethodView):
     @public
-    @blp.arguments(EventBatchCreateSchema)
+    @blp.arguments(EventBatchCreateSchema())  # an instance: webargs would build one from a class per request
     @blp.response(200, IngestReadSchema)
     @blp.doc(description="Signed in (bearer token) or not: events of an install that signs in later are "
                          "joined to its user. Each event is checked on its own; refused ones are listed with "

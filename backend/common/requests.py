@@ -7,7 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
+from marshmallow import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from backend.common.errors import ValidationFailed
@@ -176,3 +178,16 @@ def register_request_hooks(app: Flask) -> None:
     app.before_request(_guard_path_and_query)
     app.before_request(_guard_json_body)
     app.after_request(_finish_response)
+
+
+class GuardedJsonParser(FlaskParser):
+    """webargs' parser reading the body ``_guard_json_body`` already parsed (Flask keeps it), not parsing it anew.
+
+    For bodies the guard lets through unread (other paths, views that accept any body),
+    ``get_json`` parses them here, and a body that is not JSON is a 400 as before.
+    """
+
+    def _raw_load_json(self, req: Request) -> Any:
+        if not is_json_request(req):
+            return missing
+        return req.get_json()
