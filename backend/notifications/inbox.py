@@ -83,15 +83,25 @@ def entry_event(notification: Notification) -> dict[str, Any]:
     }
 
 
+_ANNOUNCE_SLICE = 500
+# ARGV[1]: a JSON list of [channel, message] pairs.
+_PUBLISH_ALL = ("local pairs = cjson.decode(ARGV[1]) "
+                "for i = 1, #pairs do redis.call('PUBLISH', pairs[i][1], pairs[i][2]) end return #pairs")
+
+
 def announce(connection: redis.Redis, events: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
     """Tell live inbox streams about committed entries (best effort: streams also poll)."""
     if not events:
         return
     try:
-        pipe = connection.pipeline(transaction=False)
-        for user_id, payload in events:
-            pipe.publish(channel(user_id), json.dumps(payload))
-        pipe.execute()
+        # One script call per slice instead of a PUBLISH command each: a campaign batch
+        # announces hundreds of entries, and packing a command per entry (and reading a
+        # reply per entry) cost the delivery lane more CPU than its database work.
+        # The pairs travel as one JSON argument: redis-py packs each argument in Python.
+        for start in range(0, len(events), _ANNOUNCE_SLICE):
+            pairs = [(channel(user_id), json.dumps(payload))
+                     for user_id, payload in events[start:start + _ANNOUNCE_SLICE]]
+            connection.eval(_PUBLISH_ALL, 0, json.dumps(pairs))
     except redis.RedisError as exc:
         log.warning("could not announce inbox entries: %s", exc)
 

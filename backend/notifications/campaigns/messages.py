@@ -46,15 +46,15 @@ def add_inbox_entries(session: Session, campaign: Campaign, sent: Sequence[SentR
     ids = [uuid.uuid4() for _ in fresh]
     pushes = [r.push for r in fresh]
     shown: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], str]] = {}  # a batch has few data shapes
-    for push in pushes:
-        shape = tuple(push.data.items())
+    shapes = [tuple(push.data.items()) for push in pushes]
+    for push, shape in zip(pushes, shapes, strict=True):
         if shape not in shown:
             data = _inbox_data(push)
             shown[shape] = (data, json.dumps(data))
     columns: dict[str, list[Any]] = {
         "ids": [str(i) for i in ids], "users": [str(r.user_id) for r in fresh],
         "titles": [p.title for p in pushes], "bodies": [p.body for p in pushes],
-        "data": [shown[tuple(p.data.items())][1] for p in pushes], "variants": [p.data.get("variant") for p in pushes],
+        "data": [shown[shape][1] for shape in shapes], "variants": [p.data.get("variant") for p in pushes],
         "links": [p.deep_link for p in pushes], "images": [p.image for p in pushes],
         "priorities": [p.priority for p in pushes], "ttls": [p.ttl_seconds for p in pushes],
         "collapses": [p.collapse_key for p in pushes], "silents": [p.silent for p in pushes],
@@ -74,10 +74,10 @@ def add_inbox_entries(session: Session, campaign: Campaign, sent: Sequence[SentR
     # Read the campaign's (ORM-instrumented) attributes once, not once per entry.
     category, campaign_id, created_at = campaign.category, str(campaign.id), at.isoformat()
     return [(row.user_id, {
-        "id": str(entry_id), "category": category, "title": row.push.title, "body": row.push.body,
-        "data": shown[tuple(row.push.data.items())][0], "deep_link": row.push.deep_link, "image_url": row.push.image,
+        "id": entry_id, "category": category, "title": row.push.title, "body": row.push.body,
+        "data": shown[shape][0], "deep_link": row.push.deep_link, "image_url": row.push.image,
         "campaign_id": campaign_id, "created_at": created_at, "read_at": None, "opened_at": None,
-    }) for entry_id, row in zip(ids, fresh, strict=True)]
+    }) for entry_id, row, shape in zip(columns["ids"], fresh, shapes, strict=True)]
 
 
 def _inbox_data(push: OutgoingPush) -> dict[str, str]:
@@ -105,6 +105,7 @@ class Composer:
             for part in (str(texts.get("title", "")), str(texts.get("body", ""))))
         self._messages: dict[str, dict[str, Any]] = {}
         self._texts: dict[tuple[str, str], tuple[str, str]] = {}
+        self._shared: dict[str, dict[str, Any]] = {}
 
     def message(self, variant: str) -> dict[str, Any]:
         """The campaign message with ``variant``'s override applied."""
@@ -127,11 +128,15 @@ class Composer:
                 rendered = render_for(message, locale=locale, context={})
                 cached = self._texts[(variant, locale)] = (rendered.title, rendered.body)
             title, body = cached
-        data = {str(k): str(v) for k, v in (message.get("data") or {}).items()}
-        data.update(campaign_id=self.campaign_id, variant=variant)
-        priority = message.get("priority") if message.get("priority") in ("high", "normal") else "high"
-        return OutgoingPush(
-            key=key, token=token, title=title or None, body=body or None, image=message.get("image_url"),
-            data=data, deep_link=message.get("deep_link"), ttl_seconds=message.get("ttl_seconds"),
-            priority=priority, collapse_key=message.get("collapse_key"), silent=bool(message.get("silent")),
-            badge=message.get("badge"), analytics_label=self.label, collapse_id=self.collapse_id)
+        shared = self._shared.get(variant)
+        if shared is None:
+            # One data mapping per variant, shared read-only by its pushes (nothing mutates a push's data).
+            data = {str(k): str(v) for k, v in (message.get("data") or {}).items()}
+            data.update(campaign_id=self.campaign_id, variant=variant)
+            priority = message.get("priority") if message.get("priority") in ("high", "normal") else "high"
+            shared = self._shared[variant] = dict(
+                image=message.get("image_url"), data=data, deep_link=message.get("deep_link"),
+                ttl_seconds=message.get("ttl_seconds"), priority=priority, collapse_key=message.get("collapse_key"),
+                silent=bool(message.get("silent")), badge=message.get("badge"), analytics_label=self.label,
+                collapse_id=self.collapse_id)
+        return OutgoingPush(key=key, token=token, title=title or None, body=body or None, **shared)
