@@ -22,6 +22,7 @@ Client addresses (X-Forwarded-For) are resolved by the app's ProxyFix, not by gu
 `forwarded_allow_ips` only governs the scheme headers below.
 """
 
+import gc
 import math
 import os
 
@@ -122,6 +123,22 @@ max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 1
 # Each worker builds its own app after the fork, so no connection pool is shared
 # across processes.
 preload_app = False
+
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Freeze the app's import-time objects out of the cyclic garbage collector.
+
+    Building the app leaves about 200,000 tracked objects (SQLAlchemy, marshmallow, the
+    OpenAPI spec, Flask-Admin) that live as long as the worker. A full (generation 2)
+    collection walks them all while holding the GIL: measured in a worker under load,
+    112-245 ms during which every thread of that worker stood still (B1's p99 outliers);
+    with them frozen the same collections took 0.03-2.2 ms. Collect once first so no
+    garbage of the start-up is frozen with them.
+    """
+    gc.collect()
+    gc.freeze()
+
 
 # Heartbeat files on tmpfs: a disk-backed /tmp can stall workers (gunicorn's FAQ).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
