@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 _ANONYMOUS_NAMESPACE = uuid.UUID("7d4ac7f8-4a5f-4c39-9d7e-5d8c0b5a3e11")
 
 
+@functools.lru_cache(maxsize=16384)  # a SHA-1 a call; an install sends many batches
 def anonymous_person_id(install_id: str) -> uuid.UUID:
     """The person id of an install's events sent before it signed in."""
     return uuid.uuid5(_ANONYMOUS_NAMESPACE, install_id)

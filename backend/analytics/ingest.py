@@ -238,7 +238,7 @@ def _execute_autocommit(writer: Engine, params: dict[str, Any]) -> int:
 def _write(session: Session, checked: CheckedBatch, *, batch: Batch, person_id: uuid.UUID,
            user_id: uuid.UUID | None, ip_prefix: str | None, now: datetime) -> int:
     writer = _autocommit_writer(session) if user_id is None else None
-    partitions.ensure_months(session, {date(int(t[:4]), int(t[5:7]), 1) for t in checked.times})
+    partitions.ensure_months(session, {date(int(t[:4]), int(t[5:7]), 1) for t in {t[:7] for t in checked.times}})
     if writer is not None and _unscoped(session).in_transaction():
         session.commit()  # the partition check (and a month it created) is done before the write
     params = write_params(checked, batch=batch, person_id=person_id, user_id=user_id, ip_prefix=ip_prefix, now=now)

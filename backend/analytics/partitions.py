@@ -66,13 +66,19 @@ def ensure_partitions(session: Session, *, start: datetime, end: datetime) -> li
     return created
 
 
+def database_key(session: Session) -> str:
+    """Which database ``session`` writes to, as the month cache keys it (str(url) is slow on every batch)."""
+    url = session.get_bind().engine.url
+    return f"{url.host}:{url.port}/{url.database}"
+
+
 def ensure_months(session: Session, months: set[date]) -> None:
     """Make sure each month has a partition before rows go in (no commit).
 
     Months this process saw existing are not checked again; one it creates is remembered
     only once another check sees it (after the creating transaction committed).
     """
-    database = str(session.get_bind().engine.url)
+    database = database_key(session)
     if all((database, m) in _KNOWN_MONTHS for m in months):
         return
     existing = set(existing_partitions(session))

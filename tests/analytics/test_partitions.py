@@ -56,8 +56,8 @@ def test_ingest_with_a_stale_month_cache_redoes_the_batch_once(app, db_session):
     from backend.analytics import ingest
 
     now = datetime(2021, 6, 15, tzinfo=UTC)  # no partition for June 2021 exists
-    database = str(db.session.get_bind().engine.url)
-    partitions._KNOWN_MONTHS.add((database, date(2021, 6, 1)))  # as if it had been seen, then dropped
+    # as if it had been seen, then dropped
+    partitions._KNOWN_MONTHS.add((partitions.database_key(db.session), date(2021, 6, 1)))
     batch = ingest.Batch(install_id="install-stale-1", events=[{"event_id": str(uuid.uuid4()),
                                                                 "name": "x"}])
     result = ingest.ingest_batch(db.session, batch=batch, user_id=None, client_ip=None,
