@@ -31,6 +31,7 @@ from bench.common import (  # noqa: E402
     SECONDS,
     Load,
     install_wrk,
+    next_port,
     result_row,
     start_gunicorn,
     table_header,
@@ -149,7 +150,7 @@ def main() -> int:
         env = production_env(services.create_database(), services.redis_url, run_dir)
         env["AUTH_LOGIN_LIMIT_PER_IP"] = "1000000"  # every sign-in comes from 127.0.0.1 here
         emails, hashes = prepare(env)
-        server = start_gunicorn("wsgi:app", run_dir / "groundwork", env=env)
+        server = start_gunicorn("wsgi:app", run_dir / "groundwork", env=env, port=next_port())
         logins, raws, failures = [], [], 0
         for _ in range(args.reps):
             rate, failed = login_rate(server.url, emails, args.clients)

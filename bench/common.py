@@ -30,6 +30,7 @@ __all__ = [
     "Load",
     "Server",
     "install_wrk",
+    "next_port",
     "measure",
     "median_load",
     "result_row",
@@ -42,6 +43,21 @@ __all__ = [
 CONNECTIONS = 16  # BENCHMARKS.md: p99 is judged at 16 connections
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))  # shorter only for a dry run of a harness
 REPS = int(os.environ.get("BENCH_REPS", "3"))
+# Optional "first-last" port range (a shared machine gives each engineer one); unset: any free port.
+_PORT_RANGE = os.environ.get("BENCH_PORTS", "").strip()
+_ports_given: list[int] = []
+
+
+def next_port() -> int | None:
+    """The next unused port of BENCH_PORTS, or None (let the server pick a free one) when unset."""
+    if not _PORT_RANGE:
+        return None
+    first, last = (int(part) for part in _PORT_RANGE.split("-"))
+    port = (_ports_given[-1] + 1) if _ports_given else first
+    if port > last:
+        raise RuntimeError(f"BENCH_PORTS={_PORT_RANGE} has no port left")
+    _ports_given.append(port)
+    return port
 
 
 @dataclass(frozen=True)
