@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 
 from backend.analytics import partitions
+from backend.analytics.models import PARTITION_SCHEMA
 from backend.extensions import db
 
 
@@ -73,3 +74,26 @@ def test_retention_shorter_than_the_accepted_age_is_refused_at_startup():
 
     with pytest.raises(ConfigError, match="ANALYTICS_RETENTION_DAYS"):
         load_config({"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x", "ANALYTICS_RETENTION_DAYS": "20"})
+
+
+def test_autocommit_write_with_a_stale_month_cache_creates_the_month_and_stores_once(committed_app):
+    """The same on the anonymous path's own autocommit connection (PostgreSQL refuses the row: redo once)."""
+    from backend.analytics import ingest
+
+    month = date(2019, 3, 1)  # a month no other test uses
+    with committed_app.app_context():
+        partitions._KNOWN_MONTHS.add((partitions.database_key(db.session), month))
+        try:
+            batch = ingest.Batch(install_id="install-stale-2", events=[{"event_id": str(uuid.uuid4()), "name": "x"}])
+            result = ingest.ingest_batch(db.session, batch=batch, user_id=None, client_ip=None,
+                                         limits=ingest.limits_from(committed_app.config),
+                                         now=datetime(2019, 3, 15, tzinfo=UTC))
+            assert (result.accepted, result.duplicates) == (1, 0)
+            assert month in partitions.existing_partitions(db.session)
+            assert db.session.execute(text(
+                "SELECT count(*) FROM analytics_events WHERE install_id = 'install-stale-2'")).scalar() == 1
+        finally:
+            db.session.rollback()
+            db.session.execute(text(f'DROP TABLE IF EXISTS {PARTITION_SCHEMA}."{partitions.partition_name(month)}"'))
+            db.session.commit()
+            partitions.forget_months()
