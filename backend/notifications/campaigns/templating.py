@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import TemplateError, nodes
+from jinja2 import Template, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from backend.common.errors import ValidationFailed
@@ -37,6 +37,13 @@ _TESTS = frozenset({"defined", "undefined", "none", "number", "string"})
 def _environment() -> SandboxedEnvironment:
     # autoescape off: pushes are plain text, not HTML (the inbox UI escapes on display).
     return SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(source: str) -> Template:
+    # Compiled once per text: a personalised fan-out renders the same few templates for
+    # every recipient, and compiling one costs more than sending its push.
+    return _environment().from_string(source)
 
 
 def _reject(field: str, reason: str) -> ValidationFailed:
@@ -77,11 +84,11 @@ def check_template(source: str, *, field: str) -> None:
 def render(source: str, context: dict[str, Any], *, limit: int) -> str:
     """Render ``source`` in the sandbox; cut to ``limit`` characters with an ellipsis."""
     try:
-        text = _environment().from_string(source).render(**context)
+        text = _template(source).render(**context)
     except TemplateError:
         # Validated at create time, so this is data we did not foresee: strip the tags
         # rather than send raw template syntax or nothing.
-        text = _environment().from_string(source).render()
+        text = _template(source).render()
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
