@@ -56,7 +56,10 @@ class BatchReport:
 
 
 class _Parker:
-    """Collects each claimed row's verdict and writes them all in one statement."""
+    """Collects the verdicts of the claimed rows the policy holds back and writes them in one statement.
+
+    The claim marked every row 'sending'; a batch whose rows all go out writes nothing here.
+    """
 
     def __init__(self, report: BatchReport) -> None:
         self.report = report
@@ -64,19 +67,27 @@ class _Parker:
         self.statuses: list[str] = []
         self.next_at: list[datetime | None] = []
         self.errs: list[str | None] = []
+        self.was_claimed: list[datetime | None] = []
+        self.was_renewed: list[datetime | None] = []
 
-    def add(self, row_id: int, verdict: policy.Verdict) -> None:
+    def add(self, row_id: int, verdict: policy.Verdict, was_claimed: datetime | None,
+            was_renewed: datetime | None) -> None:
+        if verdict.status == "sending":
+            return
         self.ids.append(row_id)
         self.statuses.append(verdict.status)
         self.next_at.append(verdict.next_attempt_at)
         self.errs.append(verdict.reason)
-        if verdict.status != "sending":
-            self.report.parked[verdict.status] = self.report.parked.get(verdict.status, 0) + 1
-            self.report.wake(verdict.next_attempt_at)
+        self.was_claimed.append(was_claimed)
+        self.was_renewed.append(was_renewed)
+        self.report.parked[verdict.status] = self.report.parked.get(verdict.status, 0) + 1
+        self.report.wake(verdict.next_attempt_at)
 
-    def write(self, session: Session, *, token: uuid.UUID, now: datetime) -> None:
-        session.execute(text(PARK_SQL), {"ids": self.ids, "statuses": self.statuses, "next_at": self.next_at,
-                                      "errs": self.errs, "token": str(token), "now": now})
+    def write(self, session: Session, *, token: uuid.UUID) -> None:
+        if self.ids:
+            session.execute(text(PARK_SQL), {
+                "ids": self.ids, "statuses": self.statuses, "next_at": self.next_at, "errs": self.errs,
+                "was_claimed": self.was_claimed, "was_renewed": self.was_renewed, "token": str(token)})
 
 
 def claim_campaign(session: Session, campaign: Campaign, *, token: uuid.UUID, now: datetime, limit: int,
@@ -101,7 +112,8 @@ def claim_campaign(session: Session, campaign: Campaign, *, token: uuid.UUID, no
         select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)))
     properties = "u.properties" if composer.personal else "NULL"
     rows = session.execute(text(CLAIM_CAMPAIGN_SQL.format(properties=properties)), {
-        "campaign": campaign.id, "category": campaign.category, "now": now, "limit": limit}).all()
+        "campaign": campaign.id, "category": campaign.category, "now": now, "limit": limit,
+        "token": str(token)}).all()
     report.claimed = len(rows)
     if not rows:
         report.stop = "idle"
@@ -117,16 +129,16 @@ def claim_campaign(session: Session, campaign: Campaign, *, token: uuid.UUID, no
     parker = _Parker(report)
     claimed: list[Claimed] = []
     for (row_id, device_id, user_id, variant, locale, zone, attempts, device_token, disabled, denied, owner,
-         enabled, q_start, q_end, q_zone, first_name, display_name, props) in rows:
+         enabled, q_start, q_end, q_zone, first_name, display_name, props, was_claimed, was_renewed) in rows:
         recipient = policy.Recipient(user_id, zone, device_id is not None and owner is not None, owner,
                                      device_token, bool(disabled), bool(denied), enabled, q_start, q_end, q_zone)
         verdict = policy.decide(recipient, rules, now=now, first_sends=first_sends.get(user_id, ()))
-        parker.add(row_id, verdict)
+        parker.add(row_id, verdict, was_claimed, was_renewed)
         if verdict.status == "sending":
             push = composer.push(key=str(row_id), token=device_token, variant=variant or "A", locale=locale,
                                  zone=zone, first_name=first_name, display_name=display_name, properties=props)
             claimed.append(Claimed(row_id, device_id, user_id, attempts + 1, push))
-    parker.write(session, token=token, now=now)
+    parker.write(session, token=token)
     return claimed
 
 
@@ -138,7 +150,8 @@ def claim_transactional(session: Session, *, token: uuid.UUID, now: datetime, li
     Held rows of a device in ``digest_categories`` go out as one summary push (``digest``);
     ``only`` restricts the claim to those rows (a test send, delivered in its request).
     """
-    rows = session.execute(text(CLAIM_TRANSACTIONAL_SQL), {"now": now, "limit": limit, "only": only}).all()
+    rows = session.execute(text(CLAIM_TRANSACTIONAL_SQL), {"now": now, "limit": limit, "only": only,
+                                                          "token": str(token)}).all()
     report.claimed = len(rows)
     if not rows:
         report.stop = "idle"
@@ -149,17 +162,17 @@ def claim_transactional(session: Session, *, token: uuid.UUID, now: datetime, li
     sendable: list[tuple[int, uuid.UUID, uuid.UUID, int, str, Notification]] = []
     held: list[digest.Held] = []
     for (row_id, device_id, user_id, notification_id, _locale, zone, attempts, device_token, disabled, denied,
-         owner, enabled, q_start, q_end, q_zone, last_reason) in rows:
+         owner, enabled, q_start, q_end, q_zone, last_reason, was_claimed, was_renewed) in rows:
         entry = entries[notification_id]
         recipient = policy.Recipient(user_id, zone, device_id is not None and owner is not None, owner,
                                      device_token, bool(disabled), bool(denied), enabled, q_start, q_end, q_zone)
         verdict = policy.decide(recipient, transactional.rules_for(entry, attempts=attempts), now=now)
-        parker.add(row_id, verdict)
+        parker.add(row_id, verdict, was_claimed, was_renewed)
         if verdict.status == "sending":
             sendable.append((row_id, device_id, user_id, attempts, device_token, entry))
             if entry.category in digest_categories and last_reason in digest.HELD:
                 held.append(digest.Held(row_id, device_id, device_token, entry))
-    parker.write(session, token=token, now=now)
+    parker.write(session, token=token)
     folded = digest.fold(held, now=now)
     riding = {rider for _push, riders in folded.values() for rider in riders}
     claimed: list[Claimed] = []

@@ -17,62 +17,82 @@ LEFT JOIN LATERAL (SELECT x.token, x.disabled_at IS NOT NULL AS disabled, x.push
 
 # The due rows are picked (and locked) alone, in the order of the partial index on
 # (campaign_id, next_attempt_at), before any join: the cost stays per batch, not per campaign.
+# They are marked 'sending' under the claim token in the same statement (the usual verdict:
+# a batch whose rows all go out needs no second write); the few the policy parks are put
+# back by PARK_SQL with what the claim overwrote (``was_claimed``, ``was_renewed``).
+_TAKE = """
+taken AS (
+    UPDATE push_deliveries t
+    SET status = 'sending', claim_token = CAST(:token AS uuid), claimed_at = CAST(:now AS timestamptz),
+        renewed_at = NULL, error_code = NULL, attempts = t.attempts + 1
+    FROM due
+    WHERE t.id = due.id
+    RETURNING due.*
+)
+"""
+
 CLAIM_CAMPAIGN_SQL = """
 WITH due AS (
-    SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts, d.next_attempt_at
+    SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts, d.next_attempt_at,
+           d.claimed_at AS was_claimed, d.renewed_at AS was_renewed
     FROM push_deliveries d
     WHERE d.campaign_id = :campaign AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
     ORDER BY d.next_attempt_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
-)
+),
+{take}
 SELECT d.id, d.device_id, d.user_id, d.variant, d.locale, d.time_zone, d.attempts,
        dv.token, dv.disabled, dv.denied, dv.owner,
        p.enabled, q.start_local, q.end_local, q.time_zone,
-       u.first_name, u.display_name, {properties}
-FROM due d
+       u.first_name, u.display_name, {properties}, d.was_claimed, d.was_renewed
+FROM taken d
 {device}
 LEFT JOIN users u ON u.id = d.user_id
 LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = :category
 LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
 ORDER BY d.next_attempt_at, d.id
-""".replace("{device}", _DEVICE)
+""".replace("{device}", _DEVICE).replace("{take}", _TAKE)
 
 # Transactional rows (campaign_id IS NULL) of every send, in due order (their partial index).
 CLAIM_TRANSACTIONAL_SQL = """
 WITH due AS (
     SELECT d.id, d.notification_id, d.device_id, d.user_id, d.locale, d.time_zone, d.attempts, d.next_attempt_at,
-           d.error_code
+           d.error_code, d.claimed_at AS was_claimed, d.renewed_at AS was_renewed
     FROM push_deliveries d
     WHERE d.campaign_id IS NULL AND d.status IN ('pending', 'deferred') AND d.next_attempt_at <= :now
       AND (CAST(:only AS bigint[]) IS NULL OR d.id = ANY(CAST(:only AS bigint[])))  -- a test send's rows
     ORDER BY d.next_attempt_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
-)
+),
+{take}
 SELECT d.id, d.device_id, d.user_id, d.notification_id, d.locale, d.time_zone, d.attempts,
        dv.token, dv.disabled, dv.denied, dv.owner,
-       p.enabled, q.start_local, q.end_local, q.time_zone, d.error_code
-FROM due d
+       p.enabled, q.start_local, q.end_local, q.time_zone, d.error_code, d.was_claimed, d.was_renewed
+FROM taken d
 JOIN notifications n ON n.id = d.notification_id
 {device}
 LEFT JOIN notification_preferences p ON p.user_id = d.user_id AND p.category = n.category
 LEFT JOIN notification_quiet_hours q ON q.user_id = d.user_id
 ORDER BY d.next_attempt_at, d.id
-""".replace("{device}", _DEVICE)
+""".replace("{device}", _DEVICE).replace("{take}", _TAKE)
 
+# The claimed rows the policy did not send: their verdict, and the claim undone (token,
+# attempt, and the claim/renewal instants the claim overwrote).
 PARK_SQL = """
 UPDATE push_deliveries d
 SET status = v.status,
     next_attempt_at = COALESCE(v.next_at, d.next_attempt_at),
     error_code = v.err,
-    claim_token = CASE WHEN v.status = 'sending' THEN CAST(:token AS uuid) END,
-    claimed_at = CASE WHEN v.status = 'sending' THEN CAST(:now AS timestamptz) ELSE d.claimed_at END,
-    renewed_at = CASE WHEN v.status = 'sending' THEN NULL ELSE d.renewed_at END,
-    attempts = d.attempts + CASE WHEN v.status = 'sending' THEN 1 ELSE 0 END
+    claim_token = NULL,
+    claimed_at = v.was_claimed,
+    renewed_at = v.was_renewed,
+    attempts = d.attempts - 1
 FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:next_at AS timestamptz[]),
-            CAST(:errs AS text[])) AS v(id, status, next_at, err)
-WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[]))
+            CAST(:errs AS text[]), CAST(:was_claimed AS timestamptz[]), CAST(:was_renewed AS timestamptz[]))
+     AS v(id, status, next_at, err, was_claimed, was_renewed)
+WHERE d.id = v.id AND d.id = ANY(CAST(:ids AS bigint[])) AND d.claim_token = CAST(:token AS uuid)
 """
 
 RECORD_SQL = """
