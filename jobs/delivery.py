@@ -8,6 +8,7 @@ All three are idempotent: their state is the ledger in PostgreSQL, so running on
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 # batch whatever the budget). Not much shorter: every job is a fresh work-horse, which
 # opens a fresh pool of FCM connections and fetches an OAuth token.
 LANE_BUDGET_S = 60.0
+SLOT_CHECK_S = 1.0  # how often a running lane renews its slot and looks for a warm shutdown
 
 
 def dispatch_pushes(*, campaign_id: str | None = None, due_at: str | None = None) -> int:
@@ -68,7 +70,15 @@ def send_pushes(*, campaign_id: str | None = None, slot: str | None = None) -> d
     if lost[0]:
         return {"batches": 0, "sent": 0}
 
+    checked = [time.monotonic()]
+
     def should_stop() -> bool:
+        # Asked after every batch (several a second): Redis is asked at most once a second,
+        # far inside the slot's RUNNING_TTL, and a warm shutdown waits at most that long.
+        now = time.monotonic()
+        if now - checked[0] < SLOT_CHECK_S:
+            return False
+        checked[0] = now
         if not lanes.renew(connection, origin=name, token=slot, max_lanes=_max_lanes()):
             lost[0] = True  # the slot expired and others took every one: leave the rows to them
             return True
