@@ -116,6 +116,8 @@ class Notification(Base):
         Index("ix_notifications_user_created", "user_id", "created_at", "id"),
         Index("ix_notifications_user_unread", "user_id", postgresql_where=text("read_at IS NULL")),
         Index("ix_notifications_push_due_at", "push_due_at", postgresql_where=text("campaign_id IS NULL")),
+        # A campaign's entries, and whether a batch's users have theirs (one probe per user).
+        Index("ix_notifications_campaign_user", "campaign_id", "user_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -127,7 +129,7 @@ class Notification(Base):
     deep_link: Mapped[str | None] = mapped_column(String(2000))
     image_url: Mapped[str | None] = mapped_column(String(2000))
     # No foreign key: campaigns arrive in a later migration and may be purged independently.
-    campaign_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column()
     variant: Mapped[str | None] = mapped_column(String(32))
     topic: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[str] = mapped_column(String(6), default="high", server_default="high")

@@ -31,14 +31,18 @@ def add_inbox_entries(session: Session, campaign: Campaign, sent: Sequence[SentR
     first: dict[uuid.UUID, SentRow] = {}
     for row in sent:
         first.setdefault(row.user_id, row)
+    users = [str(u) for u in first]
     # Two lanes may hold two devices of one user: serialise on (campaign, user), then check.
     session.execute(
         text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtextextended(:c || u, 0) AS k "
              "FROM unnest(CAST(:users AS text[])) u ORDER BY k) s"),
-        {"c": f"gw-inbox:{campaign.id}:", "users": sorted(str(u) for u in first)})
+        {"c": f"gw-inbox:{campaign.id}:", "users": sorted(users)})
+    # One index probe per user (campaign_id, user_id): filtering the campaign's entries by
+    # user would read every entry the campaign wrote so far, batch after batch.
     have = set(session.scalars(
-        text("SELECT user_id FROM notifications WHERE campaign_id = :c AND user_id = ANY(CAST(:users AS uuid[]))"),
-        {"c": campaign.id, "users": [str(u) for u in first]}))
+        text("SELECT u.id FROM unnest(CAST(:users AS uuid[])) AS u(id) CROSS JOIN LATERAL "
+             "(SELECT 1 FROM notifications n WHERE n.campaign_id = :c AND n.user_id = u.id LIMIT 1) entry"),
+        {"c": campaign.id, "users": users}))
     fresh = [row for user_id, row in first.items() if user_id not in have]
     if not fresh:
         return []
