@@ -95,7 +95,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AUTH_LOGIN_LIMIT_PER_ACCOUNT", int, "10", "sign-in attempts per account per window before a lockout"),
     Setting("AUTH_LOGIN_LIMIT_PER_IP", int, "100", "sign-in attempts per client address per window before a lockout"),
     Setting("PASSWORD_HASH_SLOTS", int, "1", "password hashes (Argon2id) one web process runs at once, on low-priority threads; a pod runs at most WEB_CONCURRENCY times this"),
-    Setting("PASSWORD_HASH_QUEUE", int, "2", "sign-ins one web process lets wait for a hashing slot; beyond that, 429 hashing_busy with Retry-After at once"),
+    Setting("PASSWORD_HASH_QUEUE", int, "3", "sign-ins one web process lets wait for a hashing slot; beyond that, 429 hashing_busy with Retry-After at once (default: gunicorn's 4 threads minus one slot, so no sign-in a worker took is refused for want of room)"),
     Setting("PASSWORD_HASH_WAIT_MS", int, "1000", "longest wait for a hashing slot before 429 hashing_busy (Retry-After: this, rounded up to a second)"),
     Setting("PASSWORD_HASH_NICE", int, "10", "niceness added to the hashing threads (Linux, per thread): request threads run first, hashing gets the CPU left"),
     Setting("AUTH_EMAIL_LIMIT_PER_ACCOUNT", int, "5", "verification/reset mails per account per window"),

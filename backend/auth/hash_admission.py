@@ -11,7 +11,12 @@ So, in each web process:
 - at most ``PASSWORD_HASH_QUEUE`` more wait for a slot, each for up to
   ``PASSWORD_HASH_WAIT_MS``; anything beyond is answered at once with 429 ``hashing_busy``
   and Retry-After. Not 503: the service is up, the client only has to try again shortly,
-  and waiting requests must not hold every gunicorn thread.
+  and the bounded wait keeps a slow hash from holding threads for long.
+
+The default queue is gunicorn's threads minus the slots (4 - 1): a keep-alive connection
+stays on the worker that accepted it, so a few clients can all land on one worker while
+the others idle; a smaller queue refused their sign-ins at once (B2: 154 of 400 answered
+429 with queue 2, none with 3). A waiting sign-in holds its thread about one hash long.
 
 A pod hashes at most WEB_CONCURRENCY x PASSWORD_HASH_SLOTS passwords at once. Outside a
 request (CLI, seeding scripts) hashing runs directly, unmetered.

@@ -7,14 +7,17 @@ and hashes on threads of a lower CPU priority than the request threads.
 from __future__ import annotations
 
 import os
+import runpy
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from backend.auth import hash_admission
+from backend.config import SETTINGS
 from tests.auth.conftest import PASSWORD
 from tests.waiting import wait_for
 
@@ -86,6 +89,34 @@ def test_a_bounded_number_of_sign_ins_wait_for_a_slot_and_then_succeed(small_adm
     queued.join(60)
     assert waited == [200]
     assert admission.waiting == 0
+
+
+def test_with_the_default_bounds_every_thread_of_a_worker_may_wait_for_the_slot(committed_app, make_user,
+                                                                               monkeypatch):
+    """Keep-alive connections stay on the worker that accepted them: B2's four clients landed
+    on one worker, whose third waiting sign-in got 429 at once while the other workers idled
+    (154 of 400 sign-ins refused). With the defaults, each of a worker's threads may wait."""
+    defaults = {s.name: int(s.default) for s in SETTINGS if s.name.startswith("PASSWORD_HASH_")}
+    threads = runpy.run_path(str(Path(__file__).parents[2] / "deploy" / "gunicorn.conf.py"))["threads"]
+    app = committed_app
+    for name in ("PASSWORD_HASH_SLOTS", "PASSWORD_HASH_QUEUE"):
+        monkeypatch.setitem(app.config, name, defaults[name])
+    monkeypatch.setitem(app.config, "PASSWORD_HASH_WAIT_MS", 60_000)
+    waiters = threads - defaults["PASSWORD_HASH_SLOTS"]  # the other threads of the worker
+    with app.app_context():
+        emails = [make_user().email for _ in range(waiters)]
+        admission = hash_admission.current()
+    answers: list[int] = []
+    with every_slot_taken(app):
+        callers = [threading.Thread(target=lambda e=e: answers.append(_login(app.test_client(), e).status_code))
+                   for e in emails]
+        for caller in callers:
+            caller.start()
+        wait_for(lambda: admission.waiting == waiters or len(answers) > 0, timeout=30,
+                 what=f"{waiters} sign-ins to wait for the slot")
+    for caller in callers:
+        caller.join(60)
+    assert answers == [200] * waiters
 
 
 def test_registration_hashes_are_admitted_too(small_admission):
