@@ -27,7 +27,7 @@ class AnalyticsEvent(Base):
     __tablename__ = "analytics_events"
     __table_args__ = (
         Index("ix_analytics_events_occurred_at_brin", "occurred_at", postgresql_using="brin"),
-        Index("ix_analytics_events_name_occurred_at", "name", "occurred_at"),
+        Index("ix_analytics_events_name_occurred_at", "name", "occurred_at", postgresql_include=["person_id"]),
         Index("ix_analytics_events_person_id_occurred_at", "person_id", "occurred_at"),
         {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
