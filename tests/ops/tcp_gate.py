@@ -2,16 +2,18 @@
 
 Closed, its port refuses connections and the connections it carried are cut, as when
 a store's endpoint goes away; opened again on the same port, it forwards to the same
-server, whose data is intact. Ports come from the ops tests' range (18800-18899).
+server, whose data is intact. The first open takes a port the kernel assigns, so gates of
+parallel test workers (or of two test sessions on one machine) never share one.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import socket
 import threading
 
-PORTS = range(18850, 18900)
+log = logging.getLogger(__name__)
 
 
 class TcpGate:
@@ -31,18 +33,8 @@ class TcpGate:
     def open(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.port:
-            listener.bind(("127.0.0.1", self.port))
-        else:
-            for port in PORTS:
-                try:
-                    listener.bind(("127.0.0.1", port))
-                    break
-                except OSError:
-                    continue
-            else:
-                raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
-            self.port = listener.getsockname()[1]
+        listener.bind(("127.0.0.1", self.port))  # 0 the first time: the kernel picks a free port
+        self.port = listener.getsockname()[1]
         listener.listen(64)
         self.listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -69,7 +61,8 @@ class TcpGate:
                 return  # closed
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
+            except OSError as exc:  # shown with a failing test's captured log
+                log.warning("gate :%s could not reach %s:%s: %s", self.port, *self.target, exc)
                 client.close()
                 continue
             with self.lock:
