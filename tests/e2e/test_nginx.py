@@ -10,7 +10,7 @@ import gzip
 import http.client
 import json
 import re
-import select
+import selectors
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -311,8 +311,12 @@ def test_nginx_refuses_connections_past_the_per_address_limit_with_429(tmp_path:
             sock.sendall(f"GET /v1/me HTTP/1.1\r\nHost: localhost\r\nX-Request-ID: held-{n}\r\n"
                          "Connection: close\r\n\r\n".encode())
             clients.append(sock)
-        answered = wait_for(lambda: select.select(clients, [], [], 0.1)[0], timeout=10,
+        watching = selectors.DefaultSelector()  # not select.select: no limit on descriptor numbers
+        for sock in clients:
+            watching.register(sock, selectors.EVENT_READ)
+        answered = wait_for(lambda: [key.fileobj for key, _ in watching.select(0.1)], timeout=10,
                             what="nginx to refuse the connection over the limit")
+        watching.close()
         assert len(answered) == 1, "every other request is held by the stalled upstream"
         raw = b""
         while chunk := answered[0].recv(65536):  # `Connection: close`: the answer ends at EOF

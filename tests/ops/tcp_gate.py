@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
+import selectors
 import socket
 import threading
 
@@ -70,18 +70,24 @@ class TcpGate:
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        # A selector, not select.select: in a long test session this process holds over
+        # 1,024 descriptors, which select() cannot watch (ValueError: the connection was
+        # dropped at once, and a full `make test` failed the storage-outage tests' set-up).
         pair = {client: upstream, upstream: client}
+        selector = selectors.DefaultSelector()
         try:
-            while True:
-                readable, _, _ = select.select(list(pair), [], [], 1.0)
-                for sock in readable:
-                    data = sock.recv(65536)
+            for sock in pair:
+                selector.register(sock, selectors.EVENT_READ)
+            while all(sock.fileno() != -1 for sock in pair):  # close() cuts them from another thread
+                for key, _ in selector.select(timeout=1.0):
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                     if not data:
                         return
-                    pair[sock].sendall(data)
+                    pair[key.fileobj].sendall(data)  # type: ignore[index]
         except (OSError, ValueError):
             return
         finally:
+            selector.close()
             with self.lock:
                 for sock in pair:
                     self.connections.discard(sock)
