@@ -125,7 +125,6 @@ max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 1
 preload_app = False
 
 
-
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """Freeze the app's import-time objects out of the cyclic garbage collector.
 
